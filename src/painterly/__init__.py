@@ -1,0 +1,13 @@
+"""painterly: neural art on an ordinary computer."""
+from .errors import (Cancelled, ConfigError, DivergedError, DownloadError, ImageTooLargeError,
+                     InputImageError, OutputError, PainterlyError, WeightsError)
+from .image import load_image, save_image
+from .progress import Progress
+from .transfer import TransferConfig, stylize
+
+__version__ = "0.1.0"
+__all__ = [
+    "Cancelled", "ConfigError", "DivergedError", "DownloadError", "ImageTooLargeError",
+    "InputImageError", "OutputError", "PainterlyError", "Progress", "TransferConfig",
+    "WeightsError", "load_image", "save_image", "stylize", "__version__",
+]

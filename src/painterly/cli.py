@@ -1,0 +1,304 @@
+"""Command-line adapter: translates flags into one library call and shows progress.
+
+Every computation happens in the library; this module parses, reports and saves.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import signal
+import sys
+import threading
+import time
+from dataclasses import asdict
+from pathlib import Path
+
+from . import __version__
+from . import image as I
+from . import weights as W
+from .errors import Cancelled, ConfigError, DivergedError, PainterlyError
+from .features import MODELS, PRECISIONS
+from .optim import OPTIMIZERS
+from .transfer import INITS, PRESERVE_COLOR, TransferConfig, stylize
+
+log = logging.getLogger("painterly")
+DEFAULTS = TransferConfig()
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse that reports errors as one `painterly: error:` line with exit code 2."""
+
+    def error(self, message):
+        raise ConfigError(message, f"see '{self.prog} --help'")
+
+
+def _floats(text: str) -> tuple[float, ...]:
+    try:
+        return tuple(float(v) for v in text.replace(" ", ",").split(",") if v)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected numbers separated by commas, got {text!r}")
+
+
+def _ints(text: str) -> tuple[int, ...]:
+    try:
+        return tuple(int(v) for v in text.replace(" ", ",").split(",") if v)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected integers separated by commas, got {text!r}")
+
+
+def _names(text: str) -> tuple[str, ...]:
+    return tuple(v for v in text.replace(" ", ",").split(",") if v)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="painterly", description="Neural art on an ordinary computer.")
+    parser.add_argument("--version", action="version", version=f"painterly {__version__}")
+    parser.add_argument("--debug", action="store_true", help="show tracebacks and debug logs")
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+    _add_style_parser(sub)
+    _add_weights_parser(sub)
+    return parser
+
+
+def _add_style_parser(sub) -> None:
+    p = sub.add_parser("style", help="paint a photo in the style of one or more paintings",
+                       description="Style transfer by optimisation (Gatys et al. 2015).")
+    p.add_argument("content", help="the photo (a file, or - for stdin)")
+    p.add_argument("styles", nargs="+", help="one or more style pictures")
+    p.add_argument("-o", "--output", help="output picture (.png/.jpg/.webp); "
+                   "default <content>_<style>.png")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing output")
+    p.add_argument("--size", type=int, default=DEFAULTS.size, help="long side of the output (%(default)s)")
+    p.add_argument("--min-size", type=int, default=DEFAULTS.min_size,
+                   help="long side of the coarsest scale (%(default)s); = --size for one scale")
+    p.add_argument("--iterations", type=_ints, default=DEFAULTS.iterations,
+                   help="iterations per scale, coarse to fine (e.g. 150,60,40), or one count "
+                   "for every scale; default automatic")
+    p.add_argument("--content-layers", type=_names, default=DEFAULTS.content_layers,
+                   help="content layers (%(default)s)")
+    p.add_argument("--style-layers", type=_names, default=DEFAULTS.style_layers,
+                   help="style layers, optionally with weights: relu1_1:1,relu2_1:0.5,…")
+    p.add_argument("--content-weight", type=float, default=DEFAULTS.content_weight)
+    p.add_argument("--style-weight", type=float, default=DEFAULTS.style_weight)
+    p.add_argument("--tv-weight", type=float, default=DEFAULTS.tv_weight)
+    p.add_argument("--style-weights", type=_floats, default=DEFAULTS.style_weights,
+                   help="blend of several styles, e.g. 0.7,0.3")
+    p.add_argument("--style-scale", type=float, default=DEFAULTS.style_scale,
+                   help="size of the style picture relative to the output (%(default)s)")
+    p.add_argument("--optimizer", choices=OPTIMIZERS, default=DEFAULTS.optimizer)
+    p.add_argument("--lr", type=float, default=DEFAULTS.lr,
+                   help="step size (default 1 for lbfgs, 0.02 for adam)")
+    p.add_argument("--init", default=DEFAULTS.init,
+                   help=f"starting picture: {' or '.join(INITS)} or a picture file (%(default)s)")
+    p.add_argument("--preserve-color", choices=PRESERVE_COLOR, default=DEFAULTS.preserve_color)
+    p.add_argument("--seed", type=int, default=DEFAULTS.seed)
+    p.add_argument("--model", choices=MODELS, default=DEFAULTS.model,
+                   help="network; 'tiny' is a random-weight test net (%(default)s)")
+    p.add_argument("--weights", default=DEFAULTS.weights,
+                   help="weights: a registry name (see 'painterly weights list') or a file")
+    p.add_argument("--pooling", choices=("max", "avg"), default=DEFAULTS.pooling)
+    p.add_argument("--device", default=DEFAULTS.device, help="auto, cpu, cuda or mps")
+    p.add_argument("--precision", choices=PRECISIONS, default=DEFAULTS.precision,
+                   help="auto: bf16 where the processor supports it, else fp32")
+    p.add_argument("--save-every", type=int, default=0, metavar="N",
+                   help="write a snapshot every N iterations")
+    p.add_argument("--max-input-pixels", type=int, default=I.MAX_INPUT_PIXELS)
+    p.add_argument("--json", action="store_true", help="print a JSON record of the run")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=run_style)
+
+
+def _add_weights_parser(sub) -> None:
+    p = sub.add_parser("weights", help="list, locate, verify or download network weights")
+    p.add_argument("action", choices=("list", "path", "verify", "download"))
+    p.add_argument("names", nargs="*", help="registry names (default: all for list/verify)")
+    p.set_defaults(func=run_weights)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    debug = "--debug" in (sys.argv[1:] if argv is None else argv)
+    logging.basicConfig(level=logging.DEBUG if debug else logging.WARNING,
+                        format="painterly: %(levelname)s: %(message)s")
+    try:
+        args = parser.parse_args(argv)
+        return args.func(args)
+    except PainterlyError as exc:
+        if debug:
+            log.exception("details")
+        print(f"painterly: error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except MemoryError:
+        print("painterly: error: out of memory; try a smaller --size", file=sys.stderr)
+        return 4
+    except KeyboardInterrupt:
+        print("painterly: error: interrupted", file=sys.stderr)
+        return 130
+    except Exception as exc:  # a bug: keep it one line unless --debug
+        if debug:
+            raise
+        print(f"painterly: error: internal error ({type(exc).__name__}: {exc}); "
+              "rerun with --debug and report it", file=sys.stderr)
+        return 1
+
+
+# ------------------------------------------------------------------ style
+
+
+def config_from_args(args) -> TransferConfig:
+    layers, layer_weights = _split_layer_weights(args.style_layers)
+    return TransferConfig(
+        size=args.size, min_size=min(args.min_size, args.size), iterations=args.iterations,
+        content_layers=args.content_layers, style_layers=layers,
+        style_layer_weights=layer_weights, content_weight=args.content_weight,
+        style_weight=args.style_weight, tv_weight=args.tv_weight,
+        style_weights=args.style_weights, style_scale=args.style_scale,
+        optimizer=args.optimizer, lr=args.lr, init=args.init,
+        preserve_color=args.preserve_color, seed=args.seed, model=args.model,
+        weights=args.weights, pooling=args.pooling, device=args.device,
+        precision=args.precision, preview_every=args.save_every)
+
+
+def _split_layer_weights(items: tuple[str, ...]) -> tuple[tuple[str, ...], tuple[float, ...]]:
+    names, weights = [], []
+    for item in items:
+        name, _, weight = item.partition(":")
+        names.append(name)
+        try:
+            weights.append(float(weight) if weight else 1.0)
+        except ValueError:
+            raise ConfigError(f"invalid layer weight in {item!r}", "write layer:weight, e.g. relu3_1:0.5")
+    return tuple(names), (tuple(weights) if any(":" in i for i in items) else ())
+
+
+def run_style(args) -> int:
+    config = config_from_args(args)
+    output = Path(args.output or _default_output(args.content, args.styles[0]))
+    inputs = (args.content, *args.styles) + ((config.init,) if config.init not in INITS else ())
+    I.check_output_path(output, overwrite=args.overwrite, inputs=inputs)
+    content = I.load_image(args.content, max_pixels=args.max_input_pixels)
+    styles = [I.load_image(s, max_pixels=args.max_input_pixels) for s in args.styles]
+    with _Reporter(args, output) as reporter, _cancel_on_signals() as cancel:
+        try:
+            picture = stylize(content, styles, config, callback=reporter, cancel=cancel)
+        except (Cancelled, DivergedError) as exc:
+            saved = _save_rescued(exc, output)
+            raise type(exc)(f"{exc.message}; picture so far saved to {saved}", exc.hint) from exc
+    elapsed = time.perf_counter() - reporter.started
+    record = _record(args, config, output, elapsed, reporter.last_losses)
+    I.save_image(picture, output, metadata={"Software": f"painterly {__version__}",
+                                            "painterly": json.dumps(record["settings"])},
+                 overwrite=args.overwrite)
+    _finish(args, record, elapsed, output)
+    return 0
+
+
+def _default_output(content: str, style: str) -> str:
+    return f"{Path(content).stem if content != '-' else 'stdin'}_{Path(style).stem}.png"
+
+
+def _save_rescued(exc, output: Path) -> Path:
+    picture = getattr(exc, "partial", None) or getattr(exc, "last_good", None)
+    rescued = output.with_name(f"{output.stem}-unfinished{output.suffix}")
+    if picture is not None:
+        I.save_image(picture, rescued, overwrite=True)
+    return rescued
+
+
+def _record(args, config: TransferConfig, output: Path, elapsed: float, losses: dict) -> dict:
+    return {"command": "style", "content": args.content, "styles": args.styles,
+            "output": str(output), "settings": asdict(config), "seed": config.seed,
+            "seconds": round(elapsed, 2), "final_losses": losses, "version": __version__}
+
+
+def _finish(args, record: dict, elapsed: float, output: Path) -> None:
+    if args.json:
+        print(json.dumps(record, indent=2))
+    elif not args.quiet:
+        print(f"painterly: wrote {output} in {elapsed:.1f} s", file=sys.stderr)
+
+
+class _Reporter:
+    """Progress callback: a tqdm bar with the named losses, plus --save-every snapshots."""
+
+    def __init__(self, args, output: Path):
+        self.args, self.output = args, output
+        self.bar = None
+        self.last_losses: dict = {}
+        self.started = time.perf_counter()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        if self.bar is not None:
+            self.bar.close()
+
+    def __call__(self, event) -> None:
+        self.last_losses = {k: round(v, 6) for k, v in event.losses.items()}
+        if not self.args.quiet:
+            self._update_bar(event)
+        if event.image is not None and self.args.save_every:
+            path = self.output.with_name(f"{self.output.stem}.{event.step:04d}{self.output.suffix}")
+            I.save_image(event.image, path, overwrite=True)
+
+    def _update_bar(self, event) -> None:
+        if self.bar is None:
+            from tqdm import tqdm
+            self.bar = tqdm(total=event.total, unit="it", file=sys.stderr, dynamic_ncols=True)
+        self.bar.set_description(event.stage)
+        self.bar.set_postfix({k: f"{v:.3g}" for k, v in event.losses.items()}, refresh=False)
+        self.bar.update(event.step - self.bar.n)
+
+
+class _cancel_on_signals:
+    """Turn Ctrl-C and SIGTERM into a cancel event the optimisation loop checks each step."""
+
+    def __enter__(self) -> threading.Event:
+        self.event = threading.Event()
+        self.previous = {}
+        if threading.current_thread() is threading.main_thread():
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                self.previous[sig] = signal.signal(sig, lambda *_: self.event.set())
+        return self.event
+
+    def __exit__(self, *exc):
+        for sig, handler in self.previous.items():
+            signal.signal(sig, handler)
+
+
+# ------------------------------------------------------------------ weights
+
+
+def run_weights(args) -> int:
+    names = args.names or (list(W.REGISTRY) if args.action in ("list", "verify") else [])
+    if not names:
+        raise ConfigError(f"'weights {args.action}' needs a name", "see 'painterly weights list'")
+    specs = [W.get_spec(n) for n in names]
+    if args.action == "list":
+        for spec in specs:
+            local = W.find_local(spec)
+            where = str(local) if local else f"not downloaded ({spec.url})"
+            print(f"{spec.name:18} {spec.arch:6} {spec.convention:11} {where}\n"
+                  f"{'':18} {spec.description}; licence: {spec.licence}")
+        return 0
+    if args.action == "path":
+        for spec in specs:
+            print(W.resolve(spec, offline=True))
+        return 0
+    if args.action == "download":
+        for spec in specs:
+            print(W.resolve(spec))
+        return 0
+    return _verify(specs)
+
+
+def _verify(specs) -> int:
+    for spec in specs:
+        local = W.find_local(spec)
+        if local is None:
+            print(f"{spec.name}: not found locally")
+            continue
+        print(f"{spec.name}: OK {local} sha256 {W.verify(local, spec)}")
+    return 0

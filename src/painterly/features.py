@@ -1,0 +1,138 @@
+"""Named activations of a frozen net: ``FeatureExtractor(image) -> {"relu4_2": tensor, ...}``."""
+from __future__ import annotations
+
+import contextlib
+import functools
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from . import weights as W
+from .errors import ConfigError
+from .nets import layer_index, vgg_features
+
+log = logging.getLogger(__name__)
+
+# ImageNet statistics for the two input conventions (see weights.CAFFE_BGR / TORCHVISION_RGB).
+_CAFFE_MEAN_BGR = (103.939, 116.779, 123.68)
+_TV_MEAN = (0.485, 0.456, 0.406)
+_TV_STD = (0.229, 0.224, 0.225)
+MODELS = ("vgg16", "vgg19", "tiny")
+PRECISIONS = ("auto", "fp32", "bf16")
+
+
+class FeatureExtractor(nn.Module):
+    """A frozen VGG with its input convention applied inside.
+
+    Takes RGB pictures in [0, 1] shaped [B, 3, H, W]; runs only up to the deepest layer
+    asked for; returns fp32 activations by paper name.
+    """
+
+    def __init__(self, features: nn.Sequential, arch: str, convention: str,
+                 layers: tuple[str, ...], precision: str = "fp32"):
+        super().__init__()
+        self.arch, self.convention, self.precision = arch, convention, precision
+        self.index_of = {name: layer_index(arch, name) for name in layers}
+        deepest = max(self.index_of.values())
+        self.net = features[: deepest + 1].eval()
+        for p in self.net.parameters():
+            p.requires_grad_(False)
+
+    def normalise(self, image: torch.Tensor) -> torch.Tensor:
+        if self.convention == W.CAFFE_BGR:
+            mean = image.new_tensor(_CAFFE_MEAN_BGR).view(1, 3, 1, 1)
+            return image.flip(1) * 255.0 - mean
+        mean = image.new_tensor(_TV_MEAN).view(1, 3, 1, 1)
+        std = image.new_tensor(_TV_STD).view(1, 3, 1, 1)
+        return (image - mean) / std
+
+    def forward(self, image: torch.Tensor) -> dict[str, torch.Tensor]:
+        wanted = {i: name for name, i in self.index_of.items()}
+        out: dict[str, torch.Tensor] = {}
+        x = self.normalise(image)
+        with self._autocast():
+            for i, module in enumerate(self.net):
+                x = module(x)
+                if i in wanted:
+                    out[wanted[i]] = x.float()  # losses and Gram matrices stay fp32
+        return out
+
+    def _autocast(self):
+        if self.precision == "bf16":
+            device_type = next(self.net.parameters()).device.type
+            return torch.autocast(device_type, dtype=torch.bfloat16)
+        return contextlib.nullcontext()
+
+
+@dataclass(frozen=True)
+class NetSpec:
+    """Which net to build: architecture, weights (registry name or file), pooling."""
+
+    model: str = "vgg16"
+    weights: str | None = None  # a registry name (e.g. vgg16-caffe) or a file path
+    pooling: str = "max"
+
+
+def build_extractor(spec: NetSpec, layers: tuple[str, ...], device: torch.device,
+                    precision: str = "auto") -> FeatureExtractor:
+    if spec.model not in MODELS:
+        raise ConfigError(f"unknown model {spec.model!r}", f"use one of {', '.join(MODELS)}")
+    if spec.model == "tiny":
+        arch, convention, net = "vgg16", W.CAFFE_BGR, _tiny_net(spec.pooling)
+    else:
+        arch, convention, net = _pretrained_net(spec)
+    precision = resolve_precision(precision, device)
+    net = net.to(device=device, memory_format=torch.channels_last)
+    return FeatureExtractor(net, arch, convention, layers, precision).to(device)
+
+
+def resolve_precision(precision: str, device: torch.device) -> str:
+    if precision not in PRECISIONS:
+        raise ConfigError(f"unknown precision {precision!r}", f"use one of {', '.join(PRECISIONS)}")
+    if precision != "auto":
+        return precision
+    if device.type == "cpu":
+        return "bf16" if torch.cpu._is_avx512_bf16_supported() else "fp32"
+    if device.type == "cuda" and torch.cuda.is_bf16_supported():
+        return "bf16"
+    return "fp32"
+
+
+def _tiny_net(pooling: str) -> nn.Sequential:
+    """VGG16 at 1/16 width with fixed random weights: same layer names, runs in milliseconds."""
+    gen = torch.Generator().manual_seed(0)
+    net = vgg_features("vgg16", width=1 / 16, pooling=pooling)
+    for m in net.modules():
+        if isinstance(m, nn.Conv2d):
+            fan_in = m.in_channels * 9
+            m.weight.data = torch.randn(m.weight.shape, generator=gen) * (2.0 / fan_in) ** 0.5
+            m.bias.data.zero_()
+    # The Caffe convention feeds 0-255 inputs; scale the first layer so activations stay O(1).
+    net[0].weight.data /= 64.0
+    return net
+
+
+def _pretrained_net(spec: NetSpec) -> tuple[str, str, nn.Sequential]:
+    weights = spec.weights or W.DEFAULT_FOR_ARCH[spec.model]
+    if weights in W.REGISTRY:
+        wspec = W.get_spec(weights)
+        if wspec.arch != spec.model:
+            raise ConfigError(f"weights {weights!r} are for {wspec.arch}, not {spec.model}",
+                              f"use --model {wspec.arch}")
+        path, convention = W.resolve(wspec), wspec.convention
+    else:  # an explicit file: its convention is that of the registry entry with its name
+        wspec = W.spec_for_file(Path(weights).name) or W.get_spec(W.DEFAULT_FOR_ARCH[spec.model])
+        path, convention = W.resolve(wspec, explicit=weights), wspec.convention
+    net = vgg_features(spec.model, pooling=spec.pooling)
+    net.load_state_dict(_load_features(str(path), spec.model), strict=True)
+    return spec.model, convention, net
+
+
+@functools.lru_cache(maxsize=2)
+def _load_features(path: str, arch: str) -> dict[str, torch.Tensor]:
+    expected = {f"{k}": v.shape for k, v in vgg_features(arch).state_dict().items()}
+    state = W.load_state_dict(Path(path), {f"features.{k}": s for k, s in expected.items()})
+    return {k.removeprefix("features."): v for k, v in state.items()}

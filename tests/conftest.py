@@ -1,0 +1,45 @@
+import os
+from pathlib import Path
+
+import pytest
+import torch
+
+SHARED = Path(__file__).resolve().parents[1].parent / "shared"
+WEIGHTS = SHARED / "weights"
+CONTENT = SHARED / "images" / "content"
+STYLE = SHARED / "images" / "style"
+
+
+@pytest.fixture(autouse=True)
+def _isolated_env(monkeypatch, tmp_path):
+    """No test sees the developer's cache or weights folder unless it asks for them."""
+    monkeypatch.setenv("PAINTERLY_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setenv("PAINTERLY_OFFLINE", "1")
+    monkeypatch.delenv("PAINTERLY_WEIGHTS_DIR", raising=False)
+    torch.manual_seed(0)
+
+
+@pytest.fixture
+def real_weights(monkeypatch):
+    if not (WEIGHTS / "vgg16-caffe-features.safetensors").is_file():
+        pytest.skip("../shared/weights is not beside the project")
+    monkeypatch.setenv("PAINTERLY_WEIGHTS_DIR", str(WEIGHTS))
+    return WEIGHTS
+
+
+def picture(h=48, w=64, seed=0) -> torch.Tensor:
+    """A smooth synthetic RGB picture [1, 3, h, w] in [0, 1]."""
+    gen = torch.Generator().manual_seed(seed)
+    coarse = torch.rand(1, 3, max(2, h // 8), max(2, w // 8), generator=gen)
+    return torch.nn.functional.interpolate(coarse, size=(h, w), mode="bilinear",
+                                           align_corners=False).clamp(0, 1)
+
+
+def stripes(h=48, w=64) -> torch.Tensor:
+    """A high-contrast striped 'painting'."""
+    x = torch.arange(w).float()
+    y = torch.arange(h).float()[:, None]
+    r = (torch.sin(x / 2.0 + y / 3.0) > 0).float().expand(h, w)
+    g = (torch.sin(y / 1.5) > 0).float().expand(h, w) * 0.6
+    b = 1 - r
+    return torch.stack([r, g, b]).unsqueeze(0)

@@ -1,0 +1,127 @@
+import threading
+
+import pytest
+import torch
+
+import painterly
+from painterly.errors import Cancelled, ConfigError, DivergedError
+from painterly.transfer import TransferConfig, iteration_schedule, scale_sizes, stylize
+
+from conftest import picture, stripes
+
+TINY = dict(model="tiny", size=64, min_size=45, iterations=(6,), precision="fp32")
+
+
+def test_scale_sizes_grow_by_sqrt2_to_size():
+    assert scale_sizes(512, 256) == [256, 362, 512]
+    assert scale_sizes(300, 256) == [300]
+    assert scale_sizes(1024, 256)[0] == 256 and scale_sizes(1024, 256)[-1] == 1024
+
+
+def test_iteration_schedule_forms():
+    assert iteration_schedule(TransferConfig(iterations=(7,)), 3) == [7, 7, 7]
+    assert iteration_schedule(TransferConfig(iterations=(5, 4, 3)), 3) == [5, 4, 3]
+    auto = iteration_schedule(TransferConfig(), 3)
+    assert len(auto) == 3 and auto[0] >= auto[-1]
+    with pytest.raises(ConfigError, match="one per scale"):
+        iteration_schedule(TransferConfig(iterations=(5, 4)), 3)
+
+
+def test_output_shape_range_and_progress_rises_to_total():
+    events = []
+    out = stylize(picture(48, 64), [stripes()], TransferConfig(**TINY), callback=events.append)
+    assert out.shape == (1, 3, 48, 64) and out.dtype == torch.float32
+    assert 0 <= out.min() and out.max() <= 1
+    steps = [e.step for e in events]
+    assert steps == list(range(1, len(steps) + 1)) and steps[-1] == events[-1].total == 12
+    assert {e.stage for e in events} == {"scale 1/2", "scale 2/2"}
+    assert {"content", "style", "tv", "total"} <= set(events[-1].losses)
+
+
+def test_style_loss_falls():
+    events = []
+    stylize(picture(), [stripes()], TransferConfig(**dict(TINY, min_size=64, iterations=(30,))),
+            callback=events.append)
+    assert events[-1].losses["style"] < 0.5 * events[0].losses["style"]
+
+
+def test_adam_also_lowers_the_loss():
+    events = []
+    stylize(picture(), [stripes()], TransferConfig(**dict(TINY, min_size=64, iterations=(30,),
+                                                         optimizer="adam", lr=0.05)),
+            callback=events.append)
+    assert events[-1].losses["total"] < events[0].losses["total"]
+
+
+def test_same_seed_same_bytes_noise_init():
+    cfg = TransferConfig(**dict(TINY, init="noise", seed=3))
+    a = stylize(picture(), [stripes()], cfg)
+    b = stylize(picture(), [stripes()], cfg)
+    c = stylize(picture(), [stripes()], TransferConfig(**dict(TINY, init="noise", seed=4)))
+    assert torch.equal(a, b)
+    assert not torch.equal(a, c)
+
+
+def test_several_styles_with_blend_weights_and_validation():
+    cfg = TransferConfig(**dict(TINY, style_weights=(0.7, 0.3)))
+    out = stylize(picture(), [stripes(), picture(seed=5)], cfg)
+    assert out.shape == (1, 3, 48, 64)
+    only_first = stylize(picture(), [stripes(), picture(seed=5)],
+                         TransferConfig(**dict(TINY, style_weights=(1, 0))))
+    assert torch.allclose(only_first, stylize(picture(), [stripes()], TransferConfig(**TINY)),
+                          atol=1e-4)
+    with pytest.raises(ConfigError, match="one weight per style"):
+        stylize(picture(), [stripes()], cfg)
+
+
+def test_preserve_color_luminance_keeps_photo_colours():
+    photo = picture()
+    out = stylize(photo, [stripes()], TransferConfig(**dict(TINY, preserve_color="luminance")))
+    from painterly.image import rgb_to_yiq
+    chroma_error = (rgb_to_yiq(out)[:, 1:] - rgb_to_yiq(photo)[:, 1:]).abs().mean()
+    assert chroma_error < 0.02  # only out-of-gamut pixels, clamped, differ
+    hist = stylize(photo, [stripes()], TransferConfig(**dict(TINY, preserve_color="histogram")))
+    assert not torch.allclose(hist, out)
+
+
+def test_init_from_file(tmp_path):
+    path = painterly.save_image(picture(seed=9), tmp_path / "init.png")
+    out = stylize(picture(), [stripes()], TransferConfig(**dict(TINY, init=str(path),
+                                                               iterations=(0,))))
+    # zero iterations: the start picture, only resampled down to the coarse scale and back
+    assert (out - picture(seed=9)).abs().mean() < 0.01
+    assert (out - picture()).abs().mean() > 0.05
+
+
+def test_cancel_stops_with_the_picture_so_far():
+    cancel = threading.Event()
+
+    def cb(event):
+        if event.step == 3:
+            cancel.set()
+    with pytest.raises(Cancelled) as err:
+        stylize(picture(), [stripes()], TransferConfig(**TINY), callback=cb, cancel=cancel)
+    assert err.value.partial.shape == (1, 3, 34, 45)  # still at the coarse scale
+
+
+def test_nan_guard_returns_last_good_picture(monkeypatch):
+    import painterly.transfer as T
+    real = T.tv_loss
+    calls = {"n": 0}
+
+    def flaky(x):
+        calls["n"] += 1
+        return real(x) * (float("nan") if calls["n"] > 3 else 1.0)
+    monkeypatch.setattr(T, "tv_loss", flaky)
+    with pytest.raises(DivergedError) as err:
+        stylize(picture(), [stripes()], TransferConfig(**TINY))
+    assert torch.isfinite(err.value.last_good).all() and err.value.exit_code == 8
+
+
+@pytest.mark.parametrize("bad", [dict(size=8), dict(style_weight=-1), dict(optimizer="sgd"),
+                                 dict(preserve_color="yes"), dict(style_weights=(0, 0)),
+                                 dict(style_layer_weights=(1.0,))])
+def test_invalid_configs_name_the_parameter(bad):
+    with pytest.raises(ConfigError) as err:
+        TransferConfig(**bad)
+    assert next(iter(bad)) in str(err.value)
