@@ -57,8 +57,17 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--debug", action="store_true", help="show tracebacks and debug logs")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
     _add_style_parser(sub)
+    _add_dream_parser(sub)
     _add_weights_parser(sub)
     return parser
+
+
+def _add_dream_parser(sub) -> None:
+    try:
+        from .cli_dream import add_parser
+    except ImportError:  # DeepDream's adapter is being built (issue 3)
+        return
+    add_parser(sub)
 
 
 def _add_style_parser(sub) -> None:
