@@ -38,3 +38,16 @@ def test_content_and_style_losses_zero_at_target_and_relative():
     assert torch.isclose(content_loss(3 * g, 3 * f), content_loss(g, f))
     assert torch.isclose(content_distance(2 * f, f), torch.tensor(1.0))
     assert torch.isclose(style_distance(gram_matrix(f) * 0, gram_matrix(f)), torch.tensor(1.0))
+
+
+def test_gram_gradient_matches_autograd_of_the_plain_formula():
+    f = torch.randn(2, 4, 5, 6, dtype=torch.float64, requires_grad=True)
+    assert torch.autograd.gradcheck(gram_matrix, (f,))
+    target = torch.randn(2, 4, 4, dtype=torch.float64)
+    (style_loss(gram_matrix(f), target)).backward()
+    custom = f.grad.clone()
+    f.grad = None
+    flat = f.reshape(2, 4, 30)
+    plain = flat @ flat.transpose(1, 2) / 30
+    style_loss(plain, target).backward()
+    assert torch.allclose(custom, f.grad)

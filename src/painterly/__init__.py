@@ -1,4 +1,5 @@
 """painterly: neural art on an ordinary computer."""
+from .dream import DreamConfig, dream, dream_zoom, save_animation
 from .errors import (Cancelled, ConfigError, DivergedError, DownloadError, ImageTooLargeError,
                      InputImageError, OutputError, PainterlyError, WeightsError)
 from .image import load_image, save_image
@@ -7,7 +8,9 @@ from .transfer import TransferConfig, stylize
 
 __version__ = "0.1.0"
 __all__ = [
-    "Cancelled", "ConfigError", "DivergedError", "DownloadError", "ImageTooLargeError",
+    "Cancelled", "ConfigError", "DivergedError", "DownloadError", "DreamConfig",
+    "ImageTooLargeError",
     "InputImageError", "OutputError", "PainterlyError", "Progress", "TransferConfig",
-    "WeightsError", "load_image", "save_image", "stylize", "__version__",
+    "WeightsError", "dream", "dream_zoom", "load_image", "save_animation", "save_image",
+    "stylize", "__version__",
 ]

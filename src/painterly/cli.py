@@ -20,7 +20,7 @@ from . import weights as W
 from .errors import Cancelled, ConfigError, DivergedError, PainterlyError
 from .features import MODELS, PRECISIONS
 from .optim import OPTIMIZERS
-from .transfer import INITS, PRESERVE_COLOR, TransferConfig, stylize
+from .transfer import INITS, PRESERVE_COLOR, PRESETS, TransferConfig, stylize
 
 log = logging.getLogger("painterly")
 DEFAULTS = TransferConfig()
@@ -84,6 +84,8 @@ def _add_style_parser(sub) -> None:
     p.add_argument("--iterations", type=_ints, default=DEFAULTS.iterations,
                    help="iterations per scale, coarse to fine (e.g. 150,60,40), or one count "
                    "for every scale; default automatic")
+    p.add_argument("--quality", choices=tuple(PRESETS), default=DEFAULTS.quality,
+                   help="iteration schedule when --iterations is not given (%(default)s)")
     p.add_argument("--content-layers", type=_names, default=DEFAULTS.content_layers,
                    help="content layers (%(default)s)")
     p.add_argument("--style-layers", type=_names, default=DEFAULTS.style_layers,
@@ -159,6 +161,7 @@ def config_from_args(args) -> TransferConfig:
     layers, layer_weights = _split_layer_weights(args.style_layers)
     return TransferConfig(
         size=args.size, min_size=min(args.min_size, args.size), iterations=args.iterations,
+        quality=args.quality,
         content_layers=args.content_layers, style_layers=layers,
         style_layer_weights=layer_weights, content_weight=args.content_weight,
         style_weight=args.style_weight, tv_weight=args.tv_weight,

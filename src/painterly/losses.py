@@ -17,7 +17,25 @@ def gram_matrix(features: torch.Tensor) -> torch.Tensor:
     # Features come channels-last (faster convolutions on CPU): viewing them as
     # [B, H·W, C] needs no copy, and Fᵀ·F then runs as one well-shaped matmul.
     flat = features.permute(0, 2, 3, 1).reshape(b, h * w, c)
-    return flat.transpose(1, 2) @ flat / (h * w)
+    return _Gram.apply(flat) / (h * w)
+
+
+class _Gram(torch.autograd.Function):
+    """Fᵀ·F with a one-matmul backward: d/dF = F·(dG + dGᵀ).
+
+    Autograd would differentiate both factors separately (two matmuls and a sum over the
+    largest tensor); on a CPU at 512 px this halves the time spent on Gram matrices.
+    """
+
+    @staticmethod
+    def forward(ctx, flat: torch.Tensor) -> torch.Tensor:
+        ctx.save_for_backward(flat)
+        return flat.transpose(1, 2) @ flat
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor) -> torch.Tensor:
+        (flat,) = ctx.saved_tensors
+        return flat @ (grad + grad.transpose(1, 2))
 
 
 def content_loss(features: torch.Tensor, target: torch.Tensor) -> torch.Tensor:

@@ -18,6 +18,9 @@ from .progress import Callback
 STYLE_LAYERS = ("relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1")
 INITS = ("content", "noise")
 PRESERVE_COLOR = ("none", "luminance", "histogram")
+# Iterations per scale, coarsest first (256 → 362 → 512 px for the default size); a larger
+# --size adds finer scales that repeat the last count. Measured in benchmarks/bench.py.
+PRESETS = {"draft": (80, 30, 15), "default": (150, 60, 40), "high": (300, 150, 100)}
 
 
 @dataclass(frozen=True)
@@ -26,7 +29,8 @@ class TransferConfig:
 
     size: int = 512                      # long side of the output, pixels
     min_size: int = 256                  # coarse-to-fine starts here and grows ×√2
-    iterations: tuple[int, ...] = ()     # per scale, coarse to fine; () = automatic
+    iterations: tuple[int, ...] = ()     # per scale, coarse to fine; () = from `quality`
+    quality: str = "default"             # a preset schedule: draft, default or high
     content_layers: tuple[str, ...] = ("relu4_2",)
     style_layers: tuple[str, ...] = STYLE_LAYERS
     style_layer_weights: tuple[float, ...] = ()   # () = equal
@@ -63,6 +67,7 @@ def _validate(cfg: TransferConfig) -> None:
            "style_weights", cfg.style_weights, "non-negative numbers, not all zero")
     _check(not cfg.style_layer_weights or len(cfg.style_layer_weights) == len(cfg.style_layers),
            "style_layer_weights", cfg.style_layer_weights, "one weight per style layer")
+    _check(cfg.quality in PRESETS, "quality", cfg.quality, ", ".join(PRESETS))
     _check(cfg.optimizer in OPTIMIZERS, "optimizer", cfg.optimizer, " or ".join(OPTIMIZERS))
     _check(cfg.preserve_color in PRESERVE_COLOR, "preserve_color", cfg.preserve_color,
            ", ".join(PRESERVE_COLOR))
@@ -89,9 +94,9 @@ def scale_sizes(size: int, min_size: int) -> list[int]:
 
 
 def iteration_schedule(cfg: TransferConfig, n_scales: int) -> list[int]:
-    """Iterations per scale: explicit, one count for all, or automatic.
+    """Iterations per scale: explicit, one count for all, or the quality preset's.
 
-    Automatic: most work where it is cheap. The coarse scale settles the layout and the
+    Presets put most work where it is cheap: the coarse scale settles the layout and the
     colours; finer scales only refine texture, starting from an almost-converged picture.
     """
     if len(cfg.iterations) == n_scales:
@@ -101,8 +106,8 @@ def iteration_schedule(cfg: TransferConfig, n_scales: int) -> list[int]:
     if cfg.iterations:
         raise ConfigError(f"invalid iterations: {cfg.iterations!r}",
                           f"give one count, or one per scale ({n_scales} scales)")
-    auto = [300, 150, 100, 80, 60, 50]
-    return auto[:n_scales] if n_scales <= len(auto) else auto + [50] * (n_scales - len(auto))
+    preset = list(PRESETS[cfg.quality])
+    return (preset + [preset[-1]] * n_scales)[:n_scales]
 
 
 def pick_device(name: str) -> torch.device:

@@ -1,0 +1,20 @@
+"""The benchmark's quick mode as a smoke test (no timing assertions)."""
+import importlib.util
+import sys
+from pathlib import Path
+
+BENCH = Path(__file__).resolve().parents[1] / "benchmarks" / "bench.py"
+
+
+def test_quick_benchmark_writes_its_report(tmp_path, monkeypatch):
+    spec = importlib.util.spec_from_file_location("bench", BENCH)
+    bench = importlib.util.module_from_spec(spec)
+    monkeypatch.setitem(sys.modules, "bench", bench)
+    spec.loader.exec_module(bench)
+    out = tmp_path / "perf.md"
+    assert bench.main(["--quick", "--out", str(out)]) == 0
+    text = out.read_text()
+    assert "| tutorial baseline |" in text and "| default |" in text
+    assert "GFLOP/s" in text
+    assert (tmp_path / "images" / "perf_default_quick.jpg").exists()
+    assert round(bench.vgg_gflop(384, 512)) in range(200, 240)  # the issue's ≈226 GFLOP
