@@ -117,3 +117,32 @@ def test_weights_path_and_verify_with_shared_folder(real_weights, capsys):
     assert capsys.readouterr().out.strip().endswith("vgg16-caffe-features.safetensors")
     assert main(["weights", "verify", "vgg16-caffe"]) == 0
     assert "OK" in capsys.readouterr().out
+
+
+def test_ctrl_c_saves_the_picture_so_far(pictures, tmp_path):
+    import signal
+    import time
+    photo, art = pictures
+    out = tmp_path / "long.png"
+    args = [sys.executable, "-m", "painterly", "style", str(photo), str(art), "-o", str(out),
+            "--model", "tiny", "--size", "64", "--iterations", "100000", "--precision", "fp32"]
+    proc = subprocess.Popen(args, stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 120
+    line = ""
+    while "scale 1/" not in line and time.time() < deadline:  # wait for the first iterations
+        line = proc.stderr.read(200) or line
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err
+    assert "picture so far saved to" in err and "Traceback" not in err
+    assert (tmp_path / "long-unfinished.png").exists() and not out.exists()
+
+
+def test_content_from_stdin(pictures, tmp_path):
+    photo, art = pictures
+    out = tmp_path / "stdin.png"
+    result = subprocess.run([sys.executable, "-m", "painterly", "style", "-", str(art), "-o",
+                             str(out), "-q", *FAST], input=photo.read_bytes(),
+                            capture_output=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    assert out.exists()

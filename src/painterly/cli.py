@@ -211,7 +211,7 @@ def _default_output(content: str, style: str) -> str:
 
 
 def _save_rescued(exc, output: Path) -> Path:
-    picture = getattr(exc, "partial", None) or getattr(exc, "last_good", None)
+    picture = exc.partial if isinstance(exc, Cancelled) else exc.last_good
     rescued = output.with_name(f"{output.stem}-unfinished{output.suffix}")
     if picture is not None:
         I.save_image(picture, rescued, overwrite=True)
