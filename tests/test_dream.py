@@ -127,10 +127,15 @@ def test_layer_weights_change_the_balance():
     (dict(layers=("relu9_9",)), "layers"), (dict(layers=("relu4_2:x",)), "layers"),
     (dict(layers=("relu4_2:3",), guide="g.png"), "layers"), (dict(objective="max"), "objective"),
     (dict(layer_weights=(1, 2)), "layer_weights"), (dict(smoothing=-1), "smoothing"),
+    (dict(layers=("relu5_4",)), "layers"),  # a VGG19 layer asked of VGG16
 ])
 def test_invalid_settings_name_the_parameter(kw, name):
     with pytest.raises(ConfigError, match=f"invalid {name}"):
         D.DreamConfig(**kw)
+
+
+def test_vgg19_layers_are_accepted_for_vgg19():
+    assert D.DreamConfig(model="vgg19", layers=("relu5_4",)).layers == ("relu5_4",)
 
 
 def test_channel_out_of_range_names_the_valid_channels():
@@ -175,6 +180,13 @@ def test_zoom_rotate_identity_and_zoom_in():
     zoomed = D.zoom_rotate(x, 2.0, 0.0)
     centre = D.I.resize(x[..., 12:36, 16:48], size=(48, 64))
     assert (zoomed - centre).abs().mean() < (x - centre).abs().mean()
+
+
+def test_rotation_turns_counter_clockwise():
+    x = torch.zeros(1, 3, 41, 41)
+    x[..., 20, 35] = 1  # a dot right of the centre…
+    turned = D.zoom_rotate(x, 1.0, 90.0)[0, 0]
+    assert divmod(int(turned.argmax()), 41) == (5, 20)  # …goes to the top
 
 
 def test_mp4_without_imageio_is_a_clear_config_error(monkeypatch, tmp_path):
@@ -234,6 +246,17 @@ def test_cli_zoom_animation_and_saved_frames(tmp_path):
         ["frame_0000.png", "frame_0001.png", "frame_0002.png"]
 
 
+def test_cli_guide_and_channel(tmp_path, capsys):
+    photo = painterly.save_image(picture(48, 64), tmp_path / "photo.png")
+    guide = painterly.save_image(stripes(48, 64), tmp_path / "guide.jpg")
+    out = tmp_path / "guided.png"
+    assert main(["dream", str(photo), "--guide", str(guide), "-o", str(out), "-q", *FAST]) == 0
+    assert json.loads(Image.open(out).text["painterly"])["guide"] == str(guide)
+    assert main(["dream", str(photo), "--guide", str(guide), "--layers", "relu4_2:3",
+                 "-o", str(tmp_path / "x.png"), *FAST]) == 2
+    assert "invalid layers" in capsys.readouterr().err
+
+
 def test_cli_refuses_before_any_work(tmp_path, capsys):
     photo = painterly.save_image(picture(48, 64), tmp_path / "photo.png")
     existing = tmp_path / "old.png"
@@ -250,13 +273,28 @@ def test_cli_cancel_saves_the_unfinished_picture(tmp_path, monkeypatch):
     photo = painterly.save_image(picture(48, 64), tmp_path / "photo.png")
     real_dream = D.dream
 
-    def cancelled_dream(picture, config, callback=None, cancel=None):
+    def cancelled_dream(picture, config, callback=None, cancel=None, guide=None):
         cancel.set()
-        return real_dream(picture, config, callback, cancel)
+        return real_dream(picture, config, callback, cancel, guide)
 
     monkeypatch.setattr("painterly.cli_dream.dream", cancelled_dream)
     assert main(["dream", str(photo), "-o", str(tmp_path / "d.png"), "-q", *FAST]) == 130
     assert (tmp_path / "d-unfinished.png").exists() and not (tmp_path / "d.png").exists()
+
+
+def test_cli_cancelled_animation_keeps_the_frames_so_far(tmp_path, monkeypatch):
+    photo = painterly.save_image(picture(48, 64), tmp_path / "photo.png")
+
+    def one_frame_then_cancel(picture, config, frames, zoom, rotate, callback, cancel, guide):
+        yield picture
+        raise Cancelled("cancelled", partial=picture)
+
+    monkeypatch.setattr("painterly.cli_dream.dream_zoom", one_frame_then_cancel)
+    out = tmp_path / "z.gif"
+    assert main(["dream", str(photo), "-o", str(out), "--frames", "5", "-q", *FAST]) == 130
+    with Image.open(tmp_path / "z-unfinished.gif") as gif:
+        assert gif.n_frames == 1
+    assert not out.exists()
 
 
 @pytest.mark.parametrize("case,code,needle", [

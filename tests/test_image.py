@@ -152,3 +152,11 @@ def test_resize_and_colour_helpers():
     assert torch.allclose(I.rgb_to_yiq(kept)[:, 0], torch.full((1, 30, 40), 0.5), atol=0.02)
     recoloured = I.match_color(torch.rand(1, 3, 30, 40) * 0.2, t)
     assert torch.allclose(recoloured.mean((2, 3)), t.mean((2, 3)), atol=0.03)
+
+
+def test_saved_files_get_normal_permissions(tmp_path):
+    import os
+    out = I.save_image(torch.rand(1, 3, 32, 32), tmp_path / "perm.png")
+    mask = os.umask(0)
+    os.umask(mask)
+    assert out.stat().st_mode & 0o777 == 0o666 & ~mask

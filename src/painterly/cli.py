@@ -63,10 +63,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _add_dream_parser(sub) -> None:
-    try:
-        from .cli_dream import add_parser
-    except ImportError:  # DeepDream's adapter is being built (issue 3)
-        return
+    from .cli_dream import add_parser  # DeepDream's flags live beside their adapter
     add_parser(sub)
 
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from . import __version__
 from . import image as I
-from .cli import _cancel_on_signals, _finish, _Reporter
+from .cli import _cancel_on_signals, _finish, _Reporter, _save_rescued
 from .dream import (ANIMATION_SUFFIXES, OBJECTIVES, DreamConfig, check_animation_path, dream,
                     dream_zoom, save_animation)
 from .errors import Cancelled, ConfigError, DivergedError, OutputError
@@ -40,11 +40,11 @@ def add_parser(sub) -> None:
 def _add_objective_flags(p) -> None:
     p.add_argument("--layers", nargs="+", default=list(DEFAULTS.layers), metavar="LAYER",
                    help="layers whose activations grow, e.g. relu4_3 relu5_1, or one channel: "
-                   "relu4_2:37 (default %(default)s)")
+                   f"relu4_2:37 (default {' '.join(DEFAULTS.layers)})")
     p.add_argument("--layer-weights", nargs="+", type=float, default=list(DEFAULTS.layer_weights),
                    metavar="W", help="one weight per layer (default equal)")
     p.add_argument("--objective", choices=OBJECTIVES, default=DEFAULTS.objective,
-                   help="maximise the mean activation or ½‖a‖² (l2) (%(default)s)")
+                   help="maximise the mean activation, or l2: ½‖a‖² (default %(default)s)")
     p.add_argument("--guide", default=DEFAULTS.guide, metavar="FILE",
                    help="dream towards the features of this picture")
     p.add_argument("--guide-size", type=int, default=DEFAULTS.guide_size,
@@ -106,13 +106,14 @@ def run_dream(args) -> int:
     output = Path(args.output or _default_output(args.picture, args.frames))
     _check_outputs(args, config, output)
     picture = I.load_image(args.picture, max_pixels=args.max_input_pixels)
+    guide = None
     if config.guide is not None:
-        I.load_image(config.guide, max_pixels=args.max_input_pixels)  # fail before any work
+        guide = I.load_image(config.guide, max_pixels=args.max_input_pixels)
     started = time.perf_counter()
     if args.frames:
-        losses = _animate(args, config, picture, output)
+        losses = _animate(args, config, picture, guide, output)
     else:
-        losses = _still(args, config, picture, output)
+        losses = _still(args, config, picture, guide, output)
     elapsed = time.perf_counter() - started
     _finish(args, _record(args, config, output, elapsed, losses), elapsed, output)
     return 0
@@ -162,18 +163,18 @@ def _frame_path(folder: Path, i: int) -> Path:
     return folder / f"frame_{i:04d}.png"
 
 
-def _still(args, config: DreamConfig, picture, output: Path) -> dict:
+def _still(args, config: DreamConfig, picture, guide, output: Path) -> dict:
     with _Reporter(args, output) as reporter, _cancel_on_signals() as cancel:
         try:
-            result = dream(picture, config, callback=reporter, cancel=cancel)
+            result = dream(picture, config, callback=reporter, cancel=cancel, guide=guide)
         except (Cancelled, DivergedError) as exc:
-            saved = _rescue_picture(exc, output)
+            saved = _save_rescued(exc, output)
             raise type(exc)(f"{exc.message}; picture so far saved to {saved}", exc.hint) from exc
     I.save_image(result, output, metadata=_metadata(config), overwrite=args.overwrite)
     return reporter.last_losses
 
 
-def _animate(args, config: DreamConfig, picture, output: Path) -> dict:
+def _animate(args, config: DreamConfig, picture, guide, output: Path) -> dict:
     if args.save_frames:
         Path(args.save_frames).mkdir(exist_ok=True)
     frames = []
@@ -181,7 +182,7 @@ def _animate(args, config: DreamConfig, picture, output: Path) -> dict:
     with _Reporter(args, output.with_suffix(".png")) as reporter, _cancel_on_signals() as cancel:
         try:
             for frame in dream_zoom(picture, config, args.frames, args.zoom, args.rotate,
-                                    callback=reporter, cancel=cancel):
+                                    callback=reporter, cancel=cancel, guide=guide):
                 frames.append(frame)
                 if args.save_frames:
                     I.save_image(frame, _frame_path(Path(args.save_frames), len(frames) - 1),
@@ -193,20 +194,9 @@ def _animate(args, config: DreamConfig, picture, output: Path) -> dict:
     return reporter.last_losses
 
 
-def _rescue_picture(exc, output: Path) -> Path:
-    """Save the picture a Cancelled (.partial) or DivergedError (.last_good) carries."""
-    picture = getattr(exc, "partial", None)
-    if picture is None:
-        picture = getattr(exc, "last_good", None)
-    rescued = output.with_name(f"{output.stem}-unfinished{output.suffix}")
-    if picture is not None:
-        I.save_image(picture, rescued, overwrite=True)
-    return rescued
-
-
 def _rescue_animation(exc, frames: list, output: Path, fps: float) -> Path:
     if not frames:
-        return _rescue_picture(exc, output.with_suffix(".png"))
+        return _save_rescued(exc, output.with_suffix(".png"))
     rescued = output.with_name(f"{output.stem}-unfinished{output.suffix}")
     return save_animation(frames, rescued, fps=fps, overwrite=True)
 

@@ -22,7 +22,7 @@ import torch
 import torch.nn.functional as F
 
 from . import image as I
-from .errors import Cancelled, ConfigError, DivergedError, OutputError
+from .errors import Cancelled, ConfigError, DivergedError, InputImageError, OutputError
 from .features import MODELS, PRECISIONS, FeatureExtractor, NetSpec, build_extractor
 from .nets import layer_index
 from .nets.vgg import layer_names
@@ -35,7 +35,7 @@ log = logging.getLogger(__name__)
 OBJECTIVES = ("mean", "l2")
 ANIMATION_SUFFIXES = (".gif", ".mp4")
 MIN_OCTAVE_SIDE = 32          # smaller octaves carry too few features to be worth a step
-VIDEO_HINT = "install the video extra: pip install 'painterly[video]' (imageio, imageio-ffmpeg)"
+VIDEO_HINT = "pip install 'painterly[video]' (or: pip install imageio imageio-ffmpeg)"
 
 Objective = Callable[[torch.Tensor], torch.Tensor]
 
@@ -44,13 +44,19 @@ Objective = Callable[[torch.Tensor], torch.Tensor]
 class DreamConfig:
     """Every setting of a DeepDream, with its default."""
 
-    layers: tuple[str, ...] = ("relu4_3",)  # "layer" or "layer:channel" (one channel's pattern)
+    # Defaults chosen by eye on tubingen.jpg at 1024 px (README): relu5_1 grows animal faces,
+    # towers and clouds out of the picture's own shapes and keeps it recognisable; relu4_3 covers
+    # everything with eyes; relu3_3 and shallower give a stride-sized grid of strokes.
+    layers: tuple[str, ...] = ("relu5_1",)  # "layer" or "layer:channel" (one channel's pattern)
     layer_weights: tuple[float, ...] = ()   # one per layer; () = equal
-    objective: str = "mean"                 # "mean" activation, or "l2" (½‖a‖², the notebook's)
+    # "l2" (½‖a‖², the notebook's default) amplifies what the picture already excites, so the
+    # patterns grow out of its structure; "mean" (the TF tutorial's) pushes everywhere alike.
+    objective: str = "l2"
     octaves: int = 4                        # number of scales, smallest first
     octave_scale: float = 1.4               # ratio between neighbouring octaves
     steps: int = 10                         # gradient-ascent steps per octave
-    step_size: float = 0.01                 # mean absolute change of a pixel per step, in [0, 1]
+    # The notebook's 1.5 on the 0-255 scale ≈ 0.006 here.
+    step_size: float = 0.006                # mean absolute change of a pixel per step, in [0, 1]
     tile_size: int = 512                    # gradients are computed tile by tile (pixels)
     smoothing: float = 1.0                  # σ (pixels) of the Gaussian blur of the gradient
     guide: Optional[str] = None             # a picture file to dream towards
@@ -71,7 +77,7 @@ class DreamConfig:
 def _validate(cfg: DreamConfig) -> None:
     _check(bool(cfg.layers), "layers", cfg.layers, "at least one layer")
     _check(cfg.model in MODELS, "model", cfg.model, ", ".join(MODELS))
-    terms = parse_layers(cfg.layers, cfg.layer_weights)  # also checks the layer names
+    terms = parse_layers(cfg.layers, cfg.layer_weights, _arch(cfg.model))  # checks the names
     _check(cfg.guide is None or all(t.channel is None for t in terms), "layers", cfg.layers,
            "plain layer names when a guide is given (the guide sets the objective)")
     _check(not cfg.layer_weights or len(cfg.layer_weights) == len(cfg.layers), "layer_weights",
@@ -100,6 +106,10 @@ def _check(ok: bool, name: str, value, valid: str) -> None:
         raise ConfigError(f"invalid {name}: {value!r}", f"expected {valid}")
 
 
+def _arch(model: str) -> str:
+    return "vgg16" if model == "tiny" else model  # the tiny net has VGG16's layers
+
+
 # ------------------------------------------------------------------ objective
 
 
@@ -112,7 +122,8 @@ class Term:
     weight: float = 1.0
 
 
-def parse_layers(layers: Iterable[str], weights: tuple[float, ...] = ()) -> list[Term]:
+def parse_layers(layers: Iterable[str], weights: tuple[float, ...] = (),
+                 arch: str = "vgg16") -> list[Term]:
     """``("relu4_3", "relu4_2:37")`` -> terms; weights are normalised to sum to 1."""
     layers = tuple(layers)
     weights = weights if weights and len(weights) == len(layers) else (1.0,) * len(layers)
@@ -121,7 +132,7 @@ def parse_layers(layers: Iterable[str], weights: tuple[float, ...] = ()) -> list
     for item, weight in zip(layers, weights):
         name, _, channel = item.partition(":")
         try:
-            layer_index("vgg16", name)  # every model has VGG16's layer names up to relu5_3
+            layer_index(arch, name)
         except ConfigError as exc:
             raise ConfigError(f"invalid layers: {exc.message}", exc.hint) from exc
         if channel and not channel.isdigit():
@@ -239,7 +250,7 @@ def tiled_gradient(x: torch.Tensor, objective: Objective,
         for xs in tile_slices(x.shape[-1], tile_size):
             tile = x[..., ys, xs].detach().requires_grad_(True)
             value = objective(tile)
-            (grad[..., ys, xs],) = torch.autograd.grad(value, tile)
+            grad[..., ys, xs] = torch.autograd.grad(value, tile)[0]
             total += value.item()
     return grad, total
 
@@ -261,8 +272,9 @@ def ascent_step(x: torch.Tensor, objective: Objective, cfg: DreamConfig,
 def gaussian_blur(x: torch.Tensor, sigma: float) -> torch.Tensor:
     """Separable Gaussian blur per channel (reflected borders); σ = 0 returns ``x``.
 
-    Departure from the notebook: VGG's gradients carry a 2-pixel checkerboard (strided
-    pooling); blurring the gradient a little removes that grid without softening the picture.
+    Departure from the notebook: VGG's gradients carry a fine lattice of lines (its strided
+    pooling), most visible on flat sky; blurring the gradient a little softens that grid
+    while the picture itself stays sharp.
     """
     if sigma <= 0:
         return x
@@ -369,9 +381,12 @@ def _start(picture: I.ImageLike, cfg: DreamConfig,
            guide: Optional[I.ImageLike]) -> tuple[_Session, torch.Tensor]:
     device = pick_device(cfg.device)
     photo = I.load_image(picture)
+    if photo.shape[0] != 1:
+        raise InputImageError(f"dream takes one picture at a time; got a batch of {photo.shape[0]}",
+                              "pass a [1, 3, H, W] or [3, H, W] tensor")
     if cfg.size is not None:
         photo = I.resize(photo, long_side=cfg.size)
-    terms = parse_layers(cfg.layers, cfg.layer_weights)
+    terms = parse_layers(cfg.layers, cfg.layer_weights, _arch(cfg.model))
     guide = guide if guide is not None else cfg.guide
     if guide is not None and any(t.channel is not None for t in terms):
         raise ConfigError("invalid layers: a channel can't be combined with a guide",
@@ -446,21 +461,11 @@ def _zoom_frames(session: _Session, photo: torch.Tensor, frames: int, zoom: floa
 
 
 def check_animation_path(path: str | os.PathLike, overwrite: bool = False) -> Path:
-    """Refuse, before any work, animation outputs that can't be written (like check_output_path)."""
+    """Refuse, before any work, animation outputs that can't be written."""
     path = Path(path)
-    suffix = path.suffix.lower()
-    if suffix not in ANIMATION_SUFFIXES:
-        raise OutputError(f"unsupported animation type {suffix or '(none)'!r} for {path}",
-                          f"use one of {', '.join(ANIMATION_SUFFIXES)}")
-    if suffix == ".mp4":
+    I.check_output_path(path, overwrite=overwrite, suffixes=ANIMATION_SUFFIXES)
+    if path.suffix.lower() == ".mp4":
         _video_module()
-    if path.exists() and not overwrite:
-        raise OutputError(f"{path} exists", "pass --overwrite or choose another path")
-    folder = path.parent if str(path.parent) else Path(".")
-    if not folder.is_dir():
-        raise OutputError(f"folder {folder} does not exist", "create it first")
-    if not os.access(folder, os.W_OK):
-        raise OutputError(f"cannot write to folder {folder}", "check its permissions")
     return path
 
 
@@ -498,6 +503,7 @@ def _write_mp4(frames: Iterable[torch.Tensor], path: Path, fps: float) -> None:
     imageio = _video_module()
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".mp4", dir=path.parent)
     os.close(fd)
+    os.chmod(tmp, 0o666 & ~I._umask())
     try:
         # H.264 in yuv420p (plays everywhere) needs even sides: crop one pixel row/column
         # rather than let ffmpeg rescale the frame.
@@ -509,16 +515,9 @@ def _write_mp4(frames: Iterable[torch.Tensor], path: Path, fps: float) -> None:
                 writer.append_data(pixels[:h, :w])
         os.replace(tmp, path)
     except OSError as exc:
-        _remove(tmp)
+        I._remove_quietly(tmp)
         raise OutputError(f"cannot write {path}: {exc.strerror or exc}",
                           "check free space and permissions") from exc
     except BaseException:
-        _remove(tmp)
+        I._remove_quietly(tmp)
         raise
-
-
-def _remove(path: str) -> None:
-    try:
-        os.unlink(path)
-    except OSError:
-        pass

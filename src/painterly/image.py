@@ -192,6 +192,7 @@ def _atomic_write(path: Path, write) -> None:
     folder = path.parent if str(path.parent) else Path(".")
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".partial", dir=folder)
     try:
+        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; give the usual permissions
         with os.fdopen(fd, "wb") as f:
             write(f)
             f.flush()
@@ -206,6 +207,12 @@ def _atomic_write(path: Path, write) -> None:
         raise
 
 
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
 def _remove_quietly(path: str) -> None:
     try:
         os.unlink(path)
@@ -214,12 +221,12 @@ def _remove_quietly(path: str) -> None:
 
 
 def check_output_path(path: str | os.PathLike, overwrite: bool = False,
-                      inputs: tuple = ()) -> None:
+                      inputs: tuple = (), suffixes: tuple[str, ...] = OUTPUT_SUFFIXES) -> None:
     """Refuse, before any work, outputs that would lose something or can't be written."""
     path = Path(path)
-    if path.suffix.lower() not in OUTPUT_SUFFIXES:
+    if path.suffix.lower() not in suffixes:
         raise OutputError(f"unsupported output type {path.suffix or '(none)'!r} for {path}",
-                          f"use one of {', '.join(OUTPUT_SUFFIXES)}")
+                          f"use one of {', '.join(suffixes)}")
     for source in inputs:
         if isinstance(source, (str, os.PathLike)) and Path(source).exists() and path.exists() \
                 and os.path.samefile(source, path):
