@@ -218,6 +218,7 @@ def main(argv=None) -> int:
              f"{' --quick' if quick else ''}` on this machine.\n", *_machine()]
     lines += _per_eval_section(model, quick)
     lines += _end_to_end_section(model, quick, args, out_md)
+    lines += _dream_section(model, quick)
     out_md.parent.mkdir(parents=True, exist_ok=True)
     out_md.write_text("\n".join(lines) + "\n")
     print(f"wrote {out_md}", file=sys.stderr)
@@ -307,6 +308,18 @@ def _pictures_and_plot(traces, outputs, folder: Path, quick: bool) -> list[str]:
     fig.savefig(plot, dpi=100, bbox_inches="tight")
     return lines + ["", "Style distance against wall time (coarse scales measured after "
                     "upsampling to the final size):", "", f"![quality vs time](images/{plot.name})"]
+
+
+def _dream_section(model: str, quick: bool) -> list[str]:
+    """DeepDream with its defaults on the photo at 1024 px (the photo's own size)."""
+    size = 64 if quick else 1024
+    cfg = painterly.DreamConfig(model=model, size=size)
+    start = time.perf_counter()
+    out = painterly.dream(_pair()[0], cfg)
+    seconds = time.perf_counter() - start
+    print(f"dream: {seconds:.1f} s", file=sys.stderr)
+    return ["", "## DeepDream defaults\n", "| picture | size | seconds |", "| --- | --- | --- |",
+            f"| tubingen | {out.shape[-1]}×{out.shape[-2]} | {seconds:.1f} |", ""]
 
 
 if __name__ == "__main__":

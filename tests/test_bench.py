@@ -15,6 +15,6 @@ def test_quick_benchmark_writes_its_report(tmp_path, monkeypatch):
     assert bench.main(["--quick", "--out", str(out)]) == 0
     text = out.read_text()
     assert "| tutorial baseline |" in text and "| default |" in text
-    assert "GFLOP/s" in text
+    assert "GFLOP/s" in text and "## DeepDream defaults" in text
     assert (tmp_path / "images" / "perf_default_quick.jpg").exists()
     assert round(bench.vgg_gflop(384, 512)) in range(200, 240)  # the issue's ≈226 GFLOP
