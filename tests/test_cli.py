@@ -46,6 +46,8 @@ def test_style_main_writes_png_with_settings_and_json(pictures, tmp_path, capsys
     record = json.loads(capsys.readouterr().out)
     assert record["output"] == str(out) and record["seed"] == 0
     assert set(record["final_losses"]) >= {"content", "style", "tv"}
+    assert {k: v["iterations"] for k, v in record["stages"].items()} == {"scale 1/2": 3,
+                                                                        "scale 2/2": 3}
     settings = json.loads(Image.open(out).text["painterly"])
     assert settings["size"] == 64 and settings["model"] == "tiny"
     assert Image.open(out).size == (64, 48)

@@ -101,20 +101,30 @@ def _add_style_parser(sub) -> None:
                    help=f"starting picture: {' or '.join(INITS)} or a picture file (%(default)s)")
     p.add_argument("--preserve-color", choices=PRESERVE_COLOR, default=DEFAULTS.preserve_color)
     p.add_argument("--seed", type=int, default=DEFAULTS.seed)
-    p.add_argument("--model", choices=MODELS, default=DEFAULTS.model,
+    add_net_flags(p, DEFAULTS)
+    add_run_flags(p)
+    p.set_defaults(func=run_style)
+
+
+def add_net_flags(p, defaults) -> None:
+    """Flags choosing the network, shared by every command that runs one."""
+    p.add_argument("--model", choices=MODELS, default=defaults.model,
                    help="network; 'tiny' is a random-weight test net (%(default)s)")
-    p.add_argument("--weights", default=DEFAULTS.weights,
+    p.add_argument("--weights", default=defaults.weights,
                    help="weights: a registry name (see 'painterly weights list') or a file")
-    p.add_argument("--pooling", choices=("max", "avg"), default=DEFAULTS.pooling)
-    p.add_argument("--device", default=DEFAULTS.device, help="auto, cpu, cuda or mps")
-    p.add_argument("--precision", choices=PRECISIONS, default=DEFAULTS.precision,
+    p.add_argument("--pooling", choices=("max", "avg"), default=defaults.pooling)
+    p.add_argument("--device", default=defaults.device, help="auto, cpu, cuda or mps")
+    p.add_argument("--precision", choices=PRECISIONS, default=defaults.precision,
                    help="auto: bf16 where the processor supports it, else fp32")
+
+
+def add_run_flags(p) -> None:
+    """Flags for snapshots, input limits and reporting, shared by every long command."""
     p.add_argument("--save-every", type=int, default=0, metavar="N",
-                   help="write a snapshot every N iterations")
+                   help="write a PNG snapshot every N iterations")
     p.add_argument("--max-input-pixels", type=int, default=I.MAX_INPUT_PIXELS)
     p.add_argument("--json", action="store_true", help="print a JSON record of the run")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
-    p.set_defaults(func=run_style)
 
 
 def _add_weights_parser(sub) -> None:
@@ -196,6 +206,7 @@ def run_style(args) -> int:
             raise type(exc)(f"{exc.message}; picture so far saved to {saved}", exc.hint) from exc
     elapsed = time.perf_counter() - reporter.started
     record = _record(args, config, output, elapsed, reporter.last_losses)
+    record["stages"] = reporter.stages
     I.save_image(picture, output, metadata={"Software": f"painterly {__version__}",
                                             "painterly": json.dumps(record["settings"])},
                  overwrite=args.overwrite)
@@ -235,6 +246,8 @@ class _Reporter:
         self.args, self.output = args, output
         self.bar = None
         self.last_losses: dict = {}
+        self.stages: dict[str, dict] = {}  # per stage: iterations and seconds, for --json
+        self.previous_elapsed = 0.0
         self.started = time.perf_counter()
 
     def __enter__(self):
@@ -246,6 +259,10 @@ class _Reporter:
 
     def __call__(self, event) -> None:
         self.last_losses = {k: round(v, 6) for k, v in event.losses.items()}
+        stage = self.stages.setdefault(event.stage, {"iterations": 0, "seconds": 0.0})
+        stage["iterations"] += 1
+        stage["seconds"] = round(stage["seconds"] + event.elapsed - self.previous_elapsed, 3)
+        self.previous_elapsed = event.elapsed
         if not self.args.quiet:
             self._update_bar(event)
         if event.image is not None and self.args.save_every:

@@ -8,11 +8,11 @@ from pathlib import Path
 
 from . import __version__
 from . import image as I
-from .cli import _cancel_on_signals, _finish, _Reporter, _save_rescued
+from .cli import (_cancel_on_signals, _finish, _Reporter, _save_rescued, add_net_flags,
+                  add_run_flags)
 from .dream import (ANIMATION_SUFFIXES, OBJECTIVES, DreamConfig, check_animation_path, dream,
                     dream_zoom, save_animation)
 from .errors import Cancelled, ConfigError, DivergedError, OutputError
-from .features import MODELS, PRECISIONS
 
 DEFAULTS = DreamConfig()
 
@@ -28,12 +28,8 @@ def add_parser(sub) -> None:
     _add_objective_flags(p)
     _add_schedule_flags(p)
     _add_animation_flags(p)
-    _add_net_flags(p)
-    p.add_argument("--save-every", type=int, default=0, metavar="N",
-                   help="write a PNG snapshot every N steps")
-    p.add_argument("--max-input-pixels", type=int, default=I.MAX_INPUT_PIXELS)
-    p.add_argument("--json", action="store_true", help="print a JSON record of the run")
-    p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    add_net_flags(p, DEFAULTS)
+    add_run_flags(p)
     p.set_defaults(func=run_dream)
 
 
@@ -77,17 +73,6 @@ def _add_animation_flags(p) -> None:
                    help="degrees per frame, counter-clockwise (%(default)s)")
     p.add_argument("--fps", type=float, default=12.0, help="frames per second (%(default)s)")
     p.add_argument("--save-frames", metavar="DIR", help="also write every frame as a PNG here")
-
-
-def _add_net_flags(p) -> None:
-    p.add_argument("--model", choices=MODELS, default=DEFAULTS.model,
-                   help="network; 'tiny' is a random-weight test net (%(default)s)")
-    p.add_argument("--weights", default=DEFAULTS.weights,
-                   help="weights: a registry name (see 'painterly weights list') or a file")
-    p.add_argument("--pooling", choices=("max", "avg"), default=DEFAULTS.pooling)
-    p.add_argument("--device", default=DEFAULTS.device, help="auto, cpu, cuda or mps")
-    p.add_argument("--precision", choices=PRECISIONS, default=DEFAULTS.precision,
-                   help="auto: bf16 where the processor supports it, else fp32")
 
 
 def config_from_args(args) -> DreamConfig:

@@ -26,7 +26,7 @@ def make_optimizer(name: str, params: list[torch.Tensor], lr: float | None) -> t
     if name == "lbfgs":
         # One iteration per .step() call so the loop can report, cancel and guard each one;
         # torch keeps the curvature history in the optimiser state between calls.
-        return torch.optim.LBFGS(params, lr=lr or 1.0, max_iter=1, history_size=50,
+        return torch.optim.LBFGS(params, lr=lr or 1.0, max_iter=1, history_size=20,
                                  tolerance_grad=0.0, tolerance_change=0.0)
     if name == "adam":
         return torch.optim.Adam(params, lr=lr or 0.02)
