@@ -136,6 +136,8 @@ def stylize(content: I.ImageLike, styles: Sequence[I.ImageLike] | I.ImageLike,
     if not style_list:
         raise ConfigError("no style picture given", "pass at least one style picture")
     blend = _blend_weights(cfg, len(style_list))
+    sizes = scale_sizes(cfg.size, min(cfg.min_size, cfg.size))
+    steps = iteration_schedule(cfg, len(sizes))  # checked before any slow work
     photo = I.load_image(content).to(device)
     paintings = [I.load_image(s).to(device) for s in style_list]
     if cfg.preserve_color == "histogram":
@@ -143,8 +145,6 @@ def stylize(content: I.ImageLike, styles: Sequence[I.ImageLike] | I.ImageLike,
     extractor = build_extractor(NetSpec(cfg.model, cfg.weights, cfg.pooling),
                                 tuple(cfg.content_layers) + tuple(cfg.style_layers),
                                 device, cfg.precision)
-    sizes = scale_sizes(cfg.size, min(cfg.min_size, cfg.size))
-    steps = iteration_schedule(cfg, len(sizes))
     run = Run("style", sum(steps), callback, cancel, cfg.preview_every)
     x = _initial_picture(cfg, photo, sizes[0])
     for k, (size, n) in enumerate(zip(sizes, steps)):
