@@ -22,8 +22,9 @@ import torch
 import torch.nn.functional as F
 
 from . import image as I
-from .errors import Cancelled, ConfigError, DivergedError, InputImageError, OutputError
-from .features import MODELS, PRECISIONS, FeatureExtractor, NetSpec, build_extractor
+from .errors import (Cancelled, ConfigError, DivergedError, InputImageError, OutputError,
+                     check_option)
+from .features import FeatureExtractor, NetSpec, build_extractor, check_net_options
 from .nets import layer_index
 from .nets.vgg import layer_names
 from .optim import Run
@@ -75,35 +76,27 @@ class DreamConfig:
 
 
 def _validate(cfg: DreamConfig) -> None:
-    _check(bool(cfg.layers), "layers", cfg.layers, "at least one layer")
-    _check(cfg.model in MODELS, "model", cfg.model, ", ".join(MODELS))
+    check_option(bool(cfg.layers), "layers", cfg.layers, "at least one layer")
+    check_net_options(cfg)  # the model first: the layer names depend on it
     terms = parse_layers(cfg.layers, cfg.layer_weights, _arch(cfg.model))  # checks the names
-    _check(cfg.guide is None or all(t.channel is None for t in terms), "layers", cfg.layers,
+    check_option(cfg.guide is None or all(t.channel is None for t in terms), "layers", cfg.layers,
            "plain layer names when a guide is given (the guide sets the objective)")
-    _check(not cfg.layer_weights or len(cfg.layer_weights) == len(cfg.layers), "layer_weights",
+    check_option(not cfg.layer_weights or len(cfg.layer_weights) == len(cfg.layers), "layer_weights",
            cfg.layer_weights, "one weight per layer")
-    _check(all(w >= 0 for w in cfg.layer_weights) and (not cfg.layer_weights
+    check_option(all(w >= 0 for w in cfg.layer_weights) and (not cfg.layer_weights
                                                       or sum(cfg.layer_weights) > 0),
            "layer_weights", cfg.layer_weights, "non-negative numbers, not all zero")
-    _check(cfg.objective in OBJECTIVES, "objective", cfg.objective, " or ".join(OBJECTIVES))
-    _check(cfg.octaves >= 1, "octaves", cfg.octaves, "an integer ≥ 1")
-    _check(cfg.octave_scale > 1, "octave_scale", cfg.octave_scale, "a number > 1")
-    _check(cfg.steps >= 0, "steps", cfg.steps, "an integer ≥ 0")
-    _check(cfg.step_size > 0 and math.isfinite(cfg.step_size), "step_size", cfg.step_size,
+    check_option(cfg.objective in OBJECTIVES, "objective", cfg.objective, " or ".join(OBJECTIVES))
+    check_option(cfg.octaves >= 1, "octaves", cfg.octaves, "an integer ≥ 1")
+    check_option(cfg.octave_scale > 1, "octave_scale", cfg.octave_scale, "a number > 1")
+    check_option(cfg.steps >= 0, "steps", cfg.steps, "an integer ≥ 0")
+    check_option(cfg.step_size > 0 and math.isfinite(cfg.step_size), "step_size", cfg.step_size,
            "a number > 0")
-    _check(cfg.smoothing >= 0 and math.isfinite(cfg.smoothing), "smoothing", cfg.smoothing,
+    check_option(cfg.smoothing >= 0 and math.isfinite(cfg.smoothing), "smoothing", cfg.smoothing,
            "a number ≥ 0 (0 = off)")
-    _check(cfg.tile_size >= 64, "tile_size", cfg.tile_size, "an integer ≥ 64")
-    _check(cfg.guide_size >= 32, "guide_size", cfg.guide_size, "an integer ≥ 32")
-    _check(cfg.size is None or cfg.size >= 32, "size", cfg.size, "an integer ≥ 32")
-    _check(cfg.pooling in ("max", "avg"), "pooling", cfg.pooling, "max or avg")
-    _check(cfg.precision in PRECISIONS, "precision", cfg.precision, ", ".join(PRECISIONS))
-    _check(cfg.preview_every >= 0, "preview_every", cfg.preview_every, "an integer ≥ 0")
-
-
-def _check(ok: bool, name: str, value, valid: str) -> None:
-    if not ok:
-        raise ConfigError(f"invalid {name}: {value!r}", f"expected {valid}")
+    check_option(cfg.tile_size >= 64, "tile_size", cfg.tile_size, "an integer ≥ 64")
+    check_option(cfg.guide_size >= 32, "guide_size", cfg.guide_size, "an integer ≥ 32")
+    check_option(cfg.size is None or cfg.size >= 32, "size", cfg.size, "an integer ≥ 32")
 
 
 def _arch(model: str) -> str:
@@ -437,9 +430,9 @@ def dream_zoom(picture: I.ImageLike, config: DreamConfig = DreamConfig(), frames
     Returns an iterator of ``frames`` pictures [1, 3, H, W]; the first is ``dream(picture)``.
     Progress counts over all frames.
     """
-    _check(frames >= 1, "frames", frames, "an integer ≥ 1")
-    _check(zoom > 0 and math.isfinite(zoom), "zoom", zoom, "a number > 0 (> 1 zooms in)")
-    _check(math.isfinite(rotate), "rotate", rotate, "degrees per frame")
+    check_option(frames >= 1, "frames", frames, "an integer ≥ 1")
+    check_option(zoom > 0 and math.isfinite(zoom), "zoom", zoom, "a number > 0 (> 1 zooms in)")
+    check_option(math.isfinite(rotate), "rotate", rotate, "degrees per frame")
     session, photo = _start(picture, config, guide)
     total = frames * session.steps_per_dream(photo)
     run = Run("dream", total, callback, cancel, config.preview_every)
@@ -483,7 +476,7 @@ def save_animation(frames: Iterable[torch.Tensor], path: str | os.PathLike, fps:
     """Write frames ([1, 3, H, W] in [0, 1]) as a looping GIF (Pillow) or an MP4 (H.264),
     atomically: a failed write leaves no file and never touches an existing one."""
     path = check_animation_path(path, overwrite=overwrite)
-    _check(fps > 0, "fps", fps, "a number > 0")
+    check_option(fps > 0, "fps", fps, "a number > 0")
     if path.suffix.lower() == ".gif":
         _write_gif([I.tensor_to_pil(f) for f in frames], path, fps)
     else:

@@ -76,3 +76,9 @@ class Cancelled(PainterlyError):
     def __init__(self, message: str = "cancelled", hint: str = "", partial=None):
         super().__init__(message, hint)
         self.partial = partial
+
+
+def check_option(ok: bool, name: str, value, valid: str) -> None:
+    """Raise ConfigError naming the option, its value and what is valid, unless ``ok``."""
+    if not ok:
+        raise ConfigError(f"invalid {name}: {value!r}", f"expected {valid}")

@@ -11,7 +11,7 @@ import torch
 from torch import nn
 
 from . import weights as W
-from .errors import ConfigError
+from .errors import ConfigError, check_option
 from .nets import layer_index, vgg_features
 
 log = logging.getLogger(__name__)
@@ -22,6 +22,14 @@ _TV_MEAN = (0.485, 0.456, 0.406)
 _TV_STD = (0.229, 0.224, 0.225)
 MODELS = ("vgg16", "vgg19", "tiny")
 PRECISIONS = ("auto", "fp32", "bf16")
+
+
+def check_net_options(cfg) -> None:
+    """Validate the network fields every algorithm config shares (model, pooling, …)."""
+    check_option(cfg.model in MODELS, "model", cfg.model, ", ".join(MODELS))
+    check_option(cfg.pooling in ("max", "avg"), "pooling", cfg.pooling, "max or avg")
+    check_option(cfg.precision in PRECISIONS, "precision", cfg.precision, ", ".join(PRECISIONS))
+    check_option(cfg.preview_every >= 0, "preview_every", cfg.preview_every, "an integer ≥ 0")
 
 
 class FeatureExtractor(nn.Module):

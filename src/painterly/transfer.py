@@ -9,8 +9,8 @@ from typing import Optional, Sequence
 import torch
 
 from . import image as I
-from .errors import ConfigError
-from .features import FeatureExtractor, NetSpec, build_extractor
+from .errors import ConfigError, check_option
+from .features import FeatureExtractor, NetSpec, build_extractor, check_net_options
 from .losses import content_loss, gram_matrix, style_loss, tv_loss
 from .optim import OPTIMIZERS, Run, optimize
 from .progress import Callback
@@ -56,29 +56,25 @@ class TransferConfig:
 
 
 def _validate(cfg: TransferConfig) -> None:
-    _check(cfg.size >= 32, "size", cfg.size, "an integer ≥ 32")
-    _check(cfg.min_size >= 32, "min_size", cfg.min_size, "an integer ≥ 32")
-    _check(all(i >= 0 for i in cfg.iterations), "iterations", cfg.iterations, "counts ≥ 0")
+    check_net_options(cfg)
+    check_option(cfg.size >= 32, "size", cfg.size, "an integer ≥ 32")
+    check_option(cfg.min_size >= 32, "min_size", cfg.min_size, "an integer ≥ 32")
+    check_option(all(i >= 0 for i in cfg.iterations), "iterations", cfg.iterations, "counts ≥ 0")
     for name in ("content_weight", "style_weight", "tv_weight", "style_scale"):
-        _check(getattr(cfg, name) >= 0, name, getattr(cfg, name), "a number ≥ 0")
-    _check(cfg.style_scale > 0, "style_scale", cfg.style_scale, "a number > 0")
-    _check(all(w >= 0 for w in cfg.style_weights) and (not cfg.style_weights
+        check_option(getattr(cfg, name) >= 0, name, getattr(cfg, name), "a number ≥ 0")
+    check_option(cfg.style_scale > 0, "style_scale", cfg.style_scale, "a number > 0")
+    check_option(all(w >= 0 for w in cfg.style_weights) and (not cfg.style_weights
                                                       or sum(cfg.style_weights) > 0),
            "style_weights", cfg.style_weights, "non-negative numbers, not all zero")
-    _check(not cfg.style_layer_weights or len(cfg.style_layer_weights) == len(cfg.style_layers),
+    check_option(not cfg.style_layer_weights or len(cfg.style_layer_weights) == len(cfg.style_layers),
            "style_layer_weights", cfg.style_layer_weights, "one weight per style layer")
-    _check(cfg.quality in PRESETS, "quality", cfg.quality, ", ".join(PRESETS))
-    _check(cfg.optimizer in OPTIMIZERS, "optimizer", cfg.optimizer, " or ".join(OPTIMIZERS))
-    _check(cfg.preserve_color in PRESERVE_COLOR, "preserve_color", cfg.preserve_color,
+    check_option(cfg.quality in PRESETS, "quality", cfg.quality, ", ".join(PRESETS))
+    check_option(cfg.optimizer in OPTIMIZERS, "optimizer", cfg.optimizer, " or ".join(OPTIMIZERS))
+    check_option(cfg.preserve_color in PRESERVE_COLOR, "preserve_color", cfg.preserve_color,
            ", ".join(PRESERVE_COLOR))
-    _check(cfg.lr is None or cfg.lr > 0, "lr", cfg.lr, "a number > 0")
-    _check(bool(cfg.content_layers) and bool(cfg.style_layers), "layers",
+    check_option(cfg.lr is None or cfg.lr > 0, "lr", cfg.lr, "a number > 0")
+    check_option(bool(cfg.content_layers) and bool(cfg.style_layers), "layers",
            (cfg.content_layers, cfg.style_layers), "at least one content and one style layer")
-
-
-def _check(ok: bool, name: str, value, valid: str) -> None:
-    if not ok:
-        raise ConfigError(f"invalid {name}: {value!r}", f"expected {valid}")
 
 
 def config_fields() -> list[str]:
