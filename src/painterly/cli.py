@@ -57,9 +57,15 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--debug", action="store_true", help="show tracebacks and debug logs")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
     _add_style_parser(sub)
+    _add_fast_parsers(sub)
     _add_dream_parser(sub)
     _add_weights_parser(sub)
     return parser
+
+
+def _add_fast_parsers(sub) -> None:
+    from .cli_fast import add_parsers  # fast and train-fast live beside their adapter
+    add_parsers(sub)
 
 
 def _add_dream_parser(sub) -> None:

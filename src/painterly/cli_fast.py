@@ -1,0 +1,169 @@
+"""``painterly fast`` and ``painterly train-fast``: flags -> FastConfig / TrainConfig -> library."""
+from __future__ import annotations
+
+import json
+import sys
+import time
+from dataclasses import asdict
+from pathlib import Path
+
+from . import __version__
+from . import image as I
+from .cli import _cancel_on_signals, _floats, _Reporter
+from .errors import ConfigError, InputImageError, OutputError, PainterlyError
+from .fast import FastConfig, FastStylizer
+from .fast_train import TrainConfig, train
+
+DEFAULTS = FastConfig()
+TRAIN = TrainConfig()
+INPUT_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff", ".gif")
+
+
+def add_parsers(sub) -> None:
+    _add_fast_parser(sub)
+    _add_train_parser(sub)
+
+
+def _add_fast_parser(sub) -> None:
+    p = sub.add_parser("fast", help="fast style transfer: one pass of a trained network",
+                       description="Arbitrary style transfer with adaptive instance "
+                       "normalisation (Huang & Belongie 2017), using the decoder painterly "
+                       "trained itself. Well under a second per picture, any style picture.")
+    p.add_argument("content", help="the photo (a file, - for stdin, or a folder of pictures)")
+    p.add_argument("styles", nargs="+", help="one or more style pictures")
+    p.add_argument("-o", "--output", help="output picture, or a folder when CONTENT is a "
+                   "folder; default <content>_<style>_fast.png")
+    p.add_argument("--overwrite", action="store_true", help="replace existing outputs")
+    p.add_argument("--size", type=int, default=DEFAULTS.size,
+                   help="larger photos are scaled down to this long side; 0 = keep every "
+                   "photo's size (%(default)s)")
+    p.add_argument("--style-size", type=int, default=DEFAULTS.style_size,
+                   help="long side the style picture is read at; 0 = the output's (%(default)s)")
+    p.add_argument("--strength", type=float, default=DEFAULTS.strength,
+                   help="0 = the photo, 1 = full style (%(default)s)")
+    p.add_argument("--style-weights", type=_floats, default=DEFAULTS.style_weights,
+                   help="blend of several styles, e.g. 0.5,0.5")
+    p.add_argument("--preserve-color", choices=("none", "luminance", "histogram"),
+                   default=DEFAULTS.preserve_color)
+    p.add_argument("--decoder", default=DEFAULTS.decoder,
+                   help="a decoder file from train-fast (default: painterly's own)")
+    p.add_argument("--model", choices=("vgg16", "tiny"), default=DEFAULTS.model,
+                   help="encoder; 'tiny' only with a tiny test decoder (%(default)s)")
+    p.add_argument("--weights", default=DEFAULTS.weights, help="VGG16 weights: name or file")
+    p.add_argument("--device", default=DEFAULTS.device, help="auto, cpu, cuda or mps")
+    p.add_argument("--precision", choices=("auto", "fp32", "bf16"), default=DEFAULTS.precision)
+    p.add_argument("--max-input-pixels", type=int, default=I.MAX_INPUT_PIXELS)
+    p.add_argument("--json", action="store_true", help="print a JSON record of the run")
+    p.add_argument("-q", "--quiet", action="store_true", help="no messages")
+    p.set_defaults(func=run_fast)
+
+
+def _add_train_parser(sub) -> None:
+    p = sub.add_parser("train-fast", help="train the decoder used by 'painterly fast'",
+                       description="Train an AdaIN decoder on a tar (or folder) of photographs "
+                       "and one of paintings. Checkpoints every few minutes; --resume continues.")
+    p.add_argument("--photos", required=True, help="tar of JPEG photographs, or a folder")
+    p.add_argument("--paintings", required=True, help="tar of JPEG paintings, or a folder")
+    p.add_argument("--out", default=TRAIN.out, help="folder for checkpoint, decoder, preview, "
+                   "log (%(default)s)")
+    p.add_argument("--resume", action="store_true", help="continue the checkpoint in --out")
+    for name in ("steps", "batch", "crop", "preview_every", "seed", "threads"):
+        p.add_argument(f"--{name.replace('_', '-')}", type=int, default=getattr(TRAIN, name),
+                       help="(%(default)s)")
+    for name in ("lr", "lr_decay", "style_weight", "gram_weight", "checkpoint_minutes"):
+        p.add_argument(f"--{name.replace('_', '-')}", type=float, default=getattr(TRAIN, name),
+                       help="(%(default)s)")
+    p.add_argument("--model", choices=("vgg16", "tiny"), default=TRAIN.model)
+    p.add_argument("--decoder-scale", type=float, default=TRAIN.decoder_scale,
+                   help="decoder width factor; < 1 only for tests (%(default)s)")
+    p.add_argument("--weights", default=TRAIN.weights, help="VGG16 weights: name or file")
+    p.add_argument("--device", default=TRAIN.device)
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=run_train)
+
+
+# ------------------------------------------------------------------ fast
+
+
+def config_from_args(args) -> FastConfig:
+    return FastConfig(size=args.size, style_size=args.style_size, strength=args.strength,
+                      style_weights=args.style_weights, preserve_color=args.preserve_color,
+                      decoder=args.decoder, weights=args.weights, model=args.model,
+                      device=args.device, precision=args.precision)
+
+
+def run_fast(args) -> int:
+    config = config_from_args(args)
+    jobs = _jobs(args)
+    for _, output in jobs:
+        I.check_output_path(output, overwrite=args.overwrite, inputs=(args.content, *args.styles))
+    styles = [I.load_image(s, max_pixels=args.max_input_pixels) for s in args.styles]
+    stylizer = FastStylizer(config)
+    started, failed, records = time.perf_counter(), 0, []
+    for source, output in jobs:
+        t0 = time.perf_counter()
+        try:
+            photo = I.load_image(source, max_pixels=args.max_input_pixels)
+            picture = stylizer(photo, styles)
+            I.save_image(picture, output, overwrite=args.overwrite, metadata={
+                "Software": f"painterly {__version__}", "painterly": json.dumps(asdict(config))})
+        except PainterlyError as exc:
+            if len(jobs) == 1:
+                raise
+            failed += 1  # one bad picture in a folder is reported; the rest still get done
+            print(f"painterly: error: {source}: {exc}", file=sys.stderr)
+            continue
+        records.append({"content": str(source), "output": str(output),
+                        "seconds": round(time.perf_counter() - t0, 3)})
+        if not args.quiet and not args.json:
+            print(f"painterly: wrote {output} in {time.perf_counter() - t0:.2f} s", file=sys.stderr)
+    if args.json:
+        print(json.dumps({"command": "fast", "styles": args.styles, "outputs": records,
+                          "failed": failed, "settings": asdict(config), "version": __version__,
+                          "seconds": round(time.perf_counter() - started, 2)}, indent=2))
+    if failed:
+        raise InputImageError(f"{failed} of {len(jobs)} pictures could not be stylised",
+                              "see the messages above")
+    return 0
+
+
+def _jobs(args) -> list[tuple[str, Path]]:
+    """(input, output) pairs: one for a picture, one per picture for a folder."""
+    source = Path(args.content)
+    style_stem = Path(args.styles[0]).stem
+    if args.content == "-" or not source.is_dir():
+        stem = "stdin" if args.content == "-" else source.stem
+        return [(args.content, Path(args.output or f"{stem}_{style_stem}_fast.png"))]
+    pictures = sorted(p for p in source.iterdir()
+                      if p.is_file() and p.suffix.lower() in INPUT_SUFFIXES)
+    if not pictures:
+        raise ConfigError(f"no pictures in folder {source}",
+                          f"it needs files ending in {', '.join(INPUT_SUFFIXES)}")
+    folder = Path(args.output or f"{source.name}_{style_stem}_fast")
+    if folder.suffix.lower() in I.OUTPUT_SUFFIXES or (folder.exists() and not folder.is_dir()):
+        raise OutputError(f"{folder} is not a folder", "with a folder of photos, -o names a folder")
+    if not folder.exists():
+        if not folder.parent.is_dir() and str(folder.parent):
+            raise OutputError(f"folder {folder.parent} does not exist", "create it first")
+        folder.mkdir()
+    return [(str(p), folder / f"{p.stem}.png") for p in pictures]
+
+
+# ------------------------------------------------------------------ train-fast
+
+
+def run_train(args) -> int:
+    config = TrainConfig(
+        photos=args.photos, paintings=args.paintings, out=args.out, steps=args.steps,
+        batch=args.batch, crop=args.crop, lr=args.lr, lr_decay=args.lr_decay,
+        style_weight=args.style_weight, gram_weight=args.gram_weight,
+        checkpoint_minutes=args.checkpoint_minutes, preview_every=args.preview_every,
+        seed=args.seed, model=args.model, weights=args.weights,
+        decoder_scale=args.decoder_scale, device=args.device, threads=args.threads)
+    args.save_every, args.json = 0, False  # what the shared progress reporter reads
+    say = (lambda s: None) if args.quiet else (lambda s: print(f"painterly: {s}", file=sys.stderr))
+    with _Reporter(args, Path(args.out) / "preview.png") as reporter, \
+            _cancel_on_signals() as cancel:
+        path = train(config, resume=args.resume, callback=reporter, cancel=cancel, log=say)
+    say(f"wrote {path}; use it with: painterly fast PHOTO STYLE --decoder {path}")
+    return 0

@@ -1,0 +1,221 @@
+"""Fast style transfer for any style picture: AdaIN (Huang & Belongie 2017) on VGG16.
+
+    t = AdaIN(f(c), f(s)) = σ(f(s)) · (f(c) − μ(f(c))) / σ(f(c)) + μ(f(s))
+    output = g(α·t + (1 − α)·f(c))
+
+f is painterly's frozen VGG16 up to relu4_1, g a decoder painterly trained itself
+(``painterly train-fast``, see fast_train.py). One forward pass; no optimisation.
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Optional, Sequence
+
+import torch
+from torch import nn
+
+from . import image as I
+from .errors import ConfigError, WeightsError, check_option
+from .features import NetSpec, build_extractor, resolve_precision
+
+ENCODER_LAYER = "relu4_1"
+STATS_LAYERS = ("relu1_1", "relu2_1", "relu3_1", "relu4_1")  # the training style loss
+# Channel widths of the decoder, from relu4_1 (1/8 size) back up to the picture. It mirrors
+# the encoder's blocks but is narrower than AdaIN's (which mirrors VGG19 exactly): on a 2-core
+# CPU the full mirror costs as much as the encoder, and a slimmer one trains in a day's budget.
+DECODER_WIDTHS = ((256,), (128, 128), (64, 64), (32,))
+DECODER_FILE = Path(__file__).parent / "models" / "adain-vgg16-decoder.safetensors"
+EPS = 1e-5
+# Caffe-convention VGG features are large (relu4_1's deviation is ~370 on photos); scaling
+# them to O(1) lets the decoder train from the default initialisation without blowing up.
+INPUT_SCALE = 1 / 256
+
+
+def feature_stats(features: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-channel mean and standard deviation over positions: [B, C, 1, 1] each."""
+    var, mean = torch.var_mean(features, dim=(2, 3), keepdim=True, unbiased=False)
+    return mean, (var + EPS).sqrt()
+
+
+def adain(content: torch.Tensor, style_mean: torch.Tensor, style_std: torch.Tensor) -> torch.Tensor:
+    """Give the content features the style's channel means and deviations."""
+    mean, std = feature_stats(content)
+    return (content - mean) / std * style_std + style_mean
+
+
+def build_decoder(in_channels: int = 512, scale: float = 1.0,
+                  input_scale: float = INPUT_SCALE) -> nn.Sequential:
+    """Upsample + 3×3 conv blocks (no transposed convolutions, so no checkerboards) with
+    reflection padding (no dark borders). ``scale`` < 1 gives the tiny test decoder."""
+    layers: list[nn.Module] = [Scale(input_scale)]
+    channels = in_channels
+    for block, widths in enumerate(DECODER_WIDTHS):
+        if block:
+            layers.append(nn.Upsample(scale_factor=2, mode="nearest"))
+        for width in widths:
+            width = max(4, round(width * scale))
+            layers += [nn.ReflectionPad2d(1), nn.Conv2d(channels, width, 3), nn.ReLU()]
+            channels = width
+    layers += [nn.ReflectionPad2d(1), nn.Conv2d(channels, 3, 3)]
+    return nn.Sequential(*layers)
+
+
+class Scale(nn.Module):
+    """Multiply by a fixed factor (no parameters)."""
+
+    def __init__(self, factor: float):
+        super().__init__()
+        self.factor = factor
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x * self.factor
+
+
+def decoder_metadata(encoder: str, **extra) -> dict[str, str]:
+    meta = {"format": "painterly-adain-decoder", "encoder": encoder,
+            "encoder_layer": ENCODER_LAYER, "widths": json.dumps(DECODER_WIDTHS)}
+    return {**meta, **{k: str(v) for k, v in extra.items()}}
+
+
+def load_decoder(path: str | Path | None = None) -> tuple[nn.Sequential, dict[str, str]]:
+    """Load a decoder from a safetensors file (painterly's own by default); returns it and its metadata."""
+    from safetensors import safe_open
+
+    path = Path(path) if path else DECODER_FILE
+    if not path.is_file():
+        raise WeightsError(f"decoder weights not found: {path}",
+                           "reinstall painterly, or train one with `painterly train-fast`")
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            meta = f.metadata() or {}
+            state = {k: f.get_tensor(k).float() for k in f.keys()}
+    except Exception as exc:  # safetensors raises several types for a damaged file
+        raise WeightsError(f"cannot read decoder weights {path}: {exc}",
+                           "the file is damaged or not a safetensors file") from exc
+    if meta.get("format") != "painterly-adain-decoder":
+        raise WeightsError(f"{path} is not a painterly decoder", "pass a file made by train-fast")
+    scale = float(meta.get("scale", 1.0))
+    decoder = build_decoder(int(meta.get("in_channels", 512)), scale,
+                            float(meta.get("input_scale", INPUT_SCALE)))
+    try:
+        decoder.load_state_dict(state, strict=True)
+    except RuntimeError as exc:
+        raise WeightsError(f"decoder weights {path} do not fit the decoder: {exc}".splitlines()[0],
+                           "pass a file made by this version's train-fast") from exc
+    return decoder.eval().requires_grad_(False), meta
+
+
+@dataclass(frozen=True)
+class FastConfig:
+    """Every setting of a fast (feed-forward) style transfer, with its default."""
+
+    size: int = 1024                     # larger photos are scaled down to this long side; 0 = never
+    style_size: int = 0                  # long side of the style picture; 0 = same as output
+    strength: float = 1.0                # α: 0 = the photo re-rendered, 1 = full style
+    style_weights: tuple[float, ...] = ()  # blend of several styles; () = equal
+    preserve_color: str = "none"         # none, luminance or histogram
+    decoder: Optional[str] = None        # a decoder file; None = painterly's own
+    weights: Optional[str] = None        # VGG16 weights (registry name or file)
+    model: str = "vgg16"                 # the encoder; "tiny" only for tests
+    device: str = "auto"
+    precision: str = "auto"
+
+    def __post_init__(self):
+        check_option(self.size == 0 or self.size >= 32, "size", self.size, "0 or an integer ≥ 32")
+        check_option(self.style_size == 0 or self.style_size >= 32, "style_size",
+                     self.style_size, "0 or an integer ≥ 32")
+        check_option(0.0 <= self.strength <= 1.0, "strength", self.strength, "a number in [0, 1]")
+        check_option(all(w >= 0 for w in self.style_weights) and
+                     (not self.style_weights or sum(self.style_weights) > 0),
+                     "style_weights", self.style_weights, "numbers ≥ 0, not all 0")
+        check_option(self.preserve_color in ("none", "luminance", "histogram"), "preserve_color",
+                     self.preserve_color, "none, luminance or histogram")
+        check_option(self.model in ("vgg16", "tiny"), "model", self.model, "vgg16 (or tiny)")
+
+
+class FastStylizer:
+    """The encoder and decoder, loaded once; call it for each picture (folders, web app)."""
+
+    def __init__(self, config: FastConfig = FastConfig(), decoder: nn.Module | None = None):
+        from .transfer import pick_device
+
+        self.cfg = config
+        self.device = pick_device(config.device)
+        self.precision = resolve_precision(config.precision, self.device)
+        if decoder is None:
+            decoder, meta = load_decoder(config.decoder)
+            if config.model == "vgg16" and meta.get("encoder", "vgg16-caffe") != "vgg16-caffe":
+                raise WeightsError(f"decoder was trained on {meta['encoder']}", "use its encoder")
+        self.encoder = build_extractor(NetSpec(config.model, config.weights), (ENCODER_LAYER,),
+                                       self.device, self.precision)
+        self.decoder = decoder.to(self.device, memory_format=torch.channels_last).eval()
+
+    @torch.inference_mode()
+    def __call__(self, content: I.ImageLike, styles: Sequence[I.ImageLike] | I.ImageLike) -> torch.Tensor:
+        cfg = self.cfg
+        style_list = list(styles) if isinstance(styles, (list, tuple)) else [styles]
+        if not style_list:
+            raise ConfigError("no style picture given", "pass at least one style picture")
+        blend = _blend(cfg.style_weights, len(style_list))
+        photo = I.load_image(content)
+        if cfg.size and max(photo.shape[-2:]) > cfg.size:
+            photo = I.resize(photo, long_side=cfg.size)
+        photo = photo.to(self.device)
+        style_side = cfg.style_size or max(photo.shape[-2:])
+        paintings = [I.resize(I.load_image(s), long_side=style_side).to(self.device)
+                     for s in style_list]
+        if cfg.preserve_color == "histogram":
+            paintings = [I.match_color(p.cpu(), photo.cpu()).to(self.device) for p in paintings]
+        out = self.render(photo, paintings, blend)
+        if cfg.preserve_color == "luminance":
+            out = I.transfer_luminance(out, photo.cpu())
+        return out
+
+    def render(self, photo: torch.Tensor, paintings: list[torch.Tensor],
+               blend: list[float]) -> torch.Tensor:
+        f_c = self._encode(photo)
+        target = torch.zeros_like(f_c)
+        for painting, w in zip(paintings, blend):
+            mean, std = feature_stats(self._encode(painting))
+            target += w * adain(f_c, mean, std)  # AdaIN paper's style interpolation
+        alpha = self.cfg.strength
+        target = alpha * target + (1 - alpha) * f_c
+        out = self._decode(target)
+        # The decoder sees a picture padded to a multiple of 8 by the encoder's pooling; crop back.
+        return out[..., : photo.shape[-2], : photo.shape[-1]].float().clamp(0, 1).cpu()
+
+    def _encode(self, picture: torch.Tensor) -> torch.Tensor:
+        x = _pad_to_multiple(picture, 8).contiguous(memory_format=torch.channels_last)
+        return self.encoder(x)[ENCODER_LAYER]
+
+    def _decode(self, features: torch.Tensor) -> torch.Tensor:
+        with self.encoder._autocast():
+            return self.decoder(features.contiguous(memory_format=torch.channels_last))
+
+
+def fast_stylize(content: I.ImageLike, styles: Sequence[I.ImageLike] | I.ImageLike,
+                 config: FastConfig = FastConfig()) -> torch.Tensor:
+    """Paint ``content`` in the style of ``styles`` with one pass of the trained network;
+    returns a [1, 3, H, W] picture in [0, 1]."""
+    return FastStylizer(config)(content, styles)
+
+
+def _blend(weights: tuple[float, ...], n: int) -> list[float]:
+    if not weights:
+        return [1.0 / n] * n
+    if len(weights) != n:
+        raise ConfigError(f"{len(weights)} style weights for {n} style pictures",
+                          "give one weight per style picture")
+    total = sum(weights)
+    return [w / total for w in weights]
+
+
+def _pad_to_multiple(picture: torch.Tensor, k: int) -> torch.Tensor:
+    """Edge-pad the bottom and right edges so both sides divide by k (three 2× poolings)."""
+    h, w = picture.shape[-2:]
+    ph, pw = -h % k, -w % k
+    if ph or pw:
+        picture = nn.functional.pad(picture, (0, pw, 0, ph), mode="replicate")
+    return picture

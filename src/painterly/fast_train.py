@@ -1,0 +1,312 @@
+"""Training the AdaIN decoder (Huang & Belongie 2017, section 6) on photographs and paintings.
+
+    loss = ‖f(g(t)) − t‖² + λ Σ_l (‖μ(φ_l(g(t))) − μ(φ_l(s))‖² + ‖σ(…) − σ(…)‖²) + γ Σ_l ‖G_l − A_l‖²
+
+with t = AdaIN(f(c), f(s)), l over relu1_1…relu4_1. Departures from the paper, each so that
+it trains well in a CPU's budget: every term is relative to its target's size (painterly's
+losses are; the weights then need no retuning for VGG's Caffe scale), and a Gram term (γ)
+joins the paper's mean/deviation terms because the statistics alone drop the correlations
+between channels that make up much of a painting's texture.
+
+Pictures come straight from tar files of JPEGs (the corpora in ../shared/datasets), decoded
+once into memory; batches are random crops with random flips.
+"""
+from __future__ import annotations
+
+import io
+import json
+import tarfile
+import time
+from dataclasses import asdict, dataclass, replace
+from pathlib import Path
+from typing import Callable, Optional
+
+import numpy as np
+import torch
+from PIL import Image
+
+from . import image as I
+from .errors import ConfigError, InputImageError, check_option
+from .fast import (DECODER_WIDTHS, ENCODER_LAYER, INPUT_SCALE, STATS_LAYERS, adain, build_decoder,
+                   decoder_metadata, feature_stats)
+from .features import NetSpec, build_extractor
+from .losses import gram_matrix, style_loss
+from .progress import Callback, Progress
+
+CHECKPOINT = "checkpoint.pt"
+DECODER = "decoder.safetensors"
+PREVIEW = "preview.png"
+LOG = "losses.jsonl"
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Every setting of a decoder training run, with its default."""
+
+    photos: str = ""                    # a tar of JPEG photographs (or a folder of pictures)
+    paintings: str = ""                 # a tar of JPEG paintings (or a folder)
+    out: str = "adain-training"         # folder for checkpoint, decoder, preview and log
+    steps: int = 8000
+    batch: int = 8
+    crop: int = 128                     # random square crops, pixels
+    warmup_steps: int = 300             # first learn to invert the encoder (pixel loss)
+    lr: float = 5e-4
+    lr_decay: float = 2e-4              # lr / (1 + decay · step), as in the AdaIN code
+    style_weight: float = 1.0           # λ, on the mean/deviation terms
+    gram_weight: float = 0.5            # γ
+    checkpoint_minutes: float = 5.0
+    preview_every: int = 250            # steps; 0 = only at checkpoints
+    seed: int = 0
+    model: str = "vgg16"                # "tiny" for tests
+    weights: Optional[str] = None
+    decoder_scale: float = 1.0          # < 1 for a tiny test decoder
+    device: str = "auto"
+    precision: str = "auto"
+    threads: int = 0                    # torch threads; 0 = torch's default
+
+    def __post_init__(self):
+        for name in ("steps", "batch"):
+            check_option(getattr(self, name) >= 1, name, getattr(self, name), "an integer ≥ 1")
+        check_option(self.crop >= 32 and self.crop % 8 == 0, "crop", self.crop,
+                     "a multiple of 8, ≥ 32")
+        check_option(self.lr > 0, "lr", self.lr, "a number > 0")
+        check_option(self.checkpoint_minutes > 0, "checkpoint_minutes",
+                     self.checkpoint_minutes, "a number > 0")
+
+
+def load_pictures(source: str, min_side: int) -> list[torch.Tensor]:
+    """Decode every JPEG/PNG of a tar file or folder into uint8 [3, H, W] tensors."""
+    path = Path(source)
+    if path.is_dir():
+        items = ((p.name, p.read_bytes()) for p in sorted(path.iterdir())
+                 if p.suffix.lower() in (".jpg", ".jpeg", ".png"))
+    elif path.is_file():
+        items = _tar_members(path)
+    else:
+        raise InputImageError(f"training pictures not found: {source}",
+                              "pass a tar of JPEGs or a folder of pictures")
+    pictures = []
+    for name, data in items:
+        try:
+            with Image.open(io.BytesIO(data)) as im:
+                rgb = np.asarray(im.convert("RGB"))
+        except Exception:  # one bad file in a corpus of thousands is skipped, not fatal
+            continue
+        if min(rgb.shape[:2]) >= min_side:
+            pictures.append(torch.from_numpy(rgb.copy()).permute(2, 0, 1))
+    if not pictures:
+        raise InputImageError(f"no usable pictures in {source}",
+                              f"it needs JPEG or PNG pictures with sides ≥ {min_side} px")
+    return pictures
+
+
+def _tar_members(path: Path):
+    try:
+        with tarfile.open(path) as tar:
+            for member in tar:
+                if member.isfile() and member.name.lower().endswith((".jpg", ".jpeg", ".png")):
+                    yield member.name, tar.extractfile(member).read()
+    except tarfile.TarError as exc:
+        raise InputImageError(f"cannot read {path}: {exc}", "pass a tar file or a folder") from exc
+
+
+def random_crops(pictures: list[torch.Tensor], n: int, crop: int,
+                 gen: torch.Generator) -> torch.Tensor:
+    """n random crops (with random horizontal flips) as float [n, 3, crop, crop] in [0, 1]."""
+    out = torch.empty(n, 3, crop, crop)
+    for k, i in enumerate(torch.randint(len(pictures), (n,), generator=gen).tolist()):
+        pic = pictures[i]
+        h, w = pic.shape[-2:]
+        y = int(torch.randint(h - crop + 1, (1,), generator=gen))
+        x = int(torch.randint(w - crop + 1, (1,), generator=gen))
+        patch = pic[:, y: y + crop, x: x + crop]
+        if torch.rand((), generator=gen) < 0.5:
+            patch = patch.flip(-1)
+        out[k] = patch.float() / 255.0
+    return out
+
+
+class Trainer:
+    """Holds the nets, the optimiser and the data; ``step()`` runs one batch."""
+
+    def __init__(self, cfg: TrainConfig, photos: list[torch.Tensor], paintings: list[torch.Tensor]):
+        from .transfer import pick_device
+
+        torch.manual_seed(cfg.seed)
+        self.cfg, self.photos, self.paintings = cfg, photos, paintings
+        self.device = pick_device(cfg.device)
+        self.encoder = build_extractor(NetSpec(cfg.model, cfg.weights), STATS_LAYERS,
+                                       self.device, cfg.precision)
+        in_channels = self.encoder.net[self.encoder.index_of[ENCODER_LAYER] - 1].out_channels
+        # The tiny test net's features are O(1) already (see features._tiny_net).
+        self.input_scale = INPUT_SCALE if cfg.model == "vgg16" else 1.0
+        self.decoder = build_decoder(in_channels, cfg.decoder_scale, self.input_scale).to(
+            self.device, memory_format=torch.channels_last)
+        self.optimizer = torch.optim.Adam(self.decoder.parameters(), lr=cfg.lr)
+        self.schedule = torch.optim.lr_scheduler.LambdaLR(
+            self.optimizer, lambda step: 1.0 / (1.0 + cfg.lr_decay * step))
+        self.in_channels, self.done = in_channels, 0
+
+    def batch(self, step: int) -> tuple[torch.Tensor, torch.Tensor]:
+        # One generator per step: a resumed run draws the same batches as an unbroken one.
+        gen = torch.Generator().manual_seed(self.cfg.seed * 1_000_003 + step)
+        c = random_crops(self.photos, self.cfg.batch, self.cfg.crop, gen)
+        s = random_crops(self.paintings, self.cfg.batch, self.cfg.crop, gen)
+        return (c.to(self.device, memory_format=torch.channels_last),
+                s.to(self.device, memory_format=torch.channels_last))
+
+    def losses(self, content: torch.Tensor, style: torch.Tensor) -> dict[str, torch.Tensor]:
+        cfg = self.cfg
+        with torch.no_grad():
+            f_c = self.encoder(content)[ENCODER_LAYER]
+            f_s = self.encoder(style)
+            target = adain(f_c, *feature_stats(f_s[ENCODER_LAYER]))
+        with self.encoder._autocast():
+            output = self.decoder(target)
+        f_o = self.encoder(output.float())
+        content_l = _relative(f_o[ENCODER_LAYER], target)
+        stats_l = sum(_relative(a, b) for layer in STATS_LAYERS
+                      for a, b in zip(feature_stats(f_o[layer]), feature_stats(f_s[layer])))
+        gram_l = sum(style_loss(gram_matrix(f_o[layer]), gram_matrix(f_s[layer]))
+                     for layer in STATS_LAYERS)
+        total = content_l + cfg.style_weight * stats_l + cfg.gram_weight * gram_l
+        return {"total": total, "content": content_l, "stats": stats_l, "gram": gram_l}
+
+    def warmup_losses(self, content: torch.Tensor) -> dict[str, torch.Tensor]:
+        """‖g(f(c)) − c‖²: the decoder first learns to invert the encoder.
+
+        Not in the paper: with only the feature losses a fresh decoder takes thousands of
+        steps to find the photo's structure; a pixel loss teaches it that in a few hundred
+        cheap steps (no pass through the loss network), and the AdaIN losses start from there.
+        """
+        with torch.no_grad():
+            f_c = self.encoder(content)[ENCODER_LAYER]
+        with self.encoder._autocast():
+            output = self.decoder(f_c).float()
+        pixel = (output - content).pow(2).mean()
+        return {"total": pixel, "pixel": pixel}
+
+    def step(self) -> dict[str, float]:
+        self.decoder.train()
+        content, style = self.batch(self.done)
+        if self.done < self.cfg.warmup_steps:
+            losses = self.warmup_losses(content)
+        else:
+            losses = self.losses(content, style)
+        self.optimizer.zero_grad(set_to_none=True)
+        losses["total"].backward()
+        # Early on a random decoder's Gram errors are huge; clipping keeps one bad batch
+        # from throwing the decoder into dead ReLUs.
+        torch.nn.utils.clip_grad_norm_(self.decoder.parameters(), 10.0)
+        self.optimizer.step()
+        self.schedule.step()
+        self.done += 1
+        return {k: float(v.detach()) for k, v in losses.items()}
+
+    @torch.no_grad()
+    def preview(self, n: int = 4) -> torch.Tensor:
+        """Rows of photo | painting | result for fixed pairs, as one picture."""
+        self.decoder.eval()
+        gen = torch.Generator().manual_seed(12345)
+        size = max(self.cfg.crop, 192)
+        c = random_crops(self.photos, n, min(size, *_min_sides(self.photos)), gen)
+        s = random_crops(self.paintings, n, min(size, *_min_sides(self.paintings)), gen)
+        c = I.resize(c, size=(size, size)).to(self.device)
+        s = I.resize(s, size=(size, size)).to(self.device)
+        f_c = self.encoder(c)[ENCODER_LAYER]
+        target = adain(f_c, *feature_stats(self.encoder(s)[ENCODER_LAYER]))
+        with self.encoder._autocast():
+            out = self.decoder(target).float().clamp(0, 1)
+        rows = [torch.cat([c[i], s[i], out[i]], dim=-1) for i in range(n)]
+        return torch.cat(rows, dim=-2).unsqueeze(0).cpu()
+
+    def state(self) -> dict:
+        return {"decoder": self.decoder.state_dict(), "optimizer": self.optimizer.state_dict(),
+                "schedule": self.schedule.state_dict(), "step": self.done,
+                "config": json.dumps(asdict(self.cfg))}
+
+    def load_state(self, state: dict) -> None:
+        self.decoder.load_state_dict(state["decoder"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.schedule.load_state_dict(state["schedule"])
+        self.done = int(state["step"])
+
+
+def _min_sides(pictures: list[torch.Tensor]) -> tuple[int, ...]:
+    return (min(min(p.shape[-2:]) for p in pictures[:64]),)
+
+
+def _relative(x: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    return (x - target).pow(2).sum() / target.pow(2).sum().clamp_min(1e-8)
+
+
+def save_checkpoint(trainer: Trainer, out: Path, last: dict[str, float]) -> None:
+    """Write the resumable checkpoint, the fp16 decoder and the preview, each atomically."""
+    I._atomic_write(out / CHECKPOINT, lambda f: torch.save(trainer.state(), f))
+    export_decoder(trainer, out / DECODER, last)
+    I.save_image(trainer.preview(), out / PREVIEW)
+
+
+def export_decoder(trainer: Trainer, path: Path, last: dict[str, float]) -> None:
+    from safetensors.torch import save
+
+    cfg = trainer.cfg
+    state = {k: v.detach().to("cpu", torch.float16).contiguous()
+             for k, v in trainer.decoder.state_dict().items()}
+    meta = decoder_metadata(
+        f"{cfg.model}-caffe" if cfg.model == "vgg16" else cfg.model,
+        in_channels=trainer.in_channels, scale=cfg.decoder_scale,
+        input_scale=trainer.input_scale, steps=trainer.done,
+        batch=cfg.batch, crop=cfg.crop, losses=json.dumps({k: round(v, 4) for k, v in last.items()}),
+        photos=Path(cfg.photos).name, paintings=Path(cfg.paintings).name,
+        widths=json.dumps(DECODER_WIDTHS))
+    data = save(state, metadata=meta)
+    I._atomic_write(path, lambda f: f.write(data))
+
+
+def train(cfg: TrainConfig, resume: bool = False, callback: Optional[Callback] = None,
+          cancel=None, log: Callable[[str], None] = lambda s: None) -> Path:
+    """Train (or continue training) a decoder; returns the path of the exported decoder."""
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
+    out = Path(cfg.out)
+    out.mkdir(parents=True, exist_ok=True)
+    checkpoint = out / CHECKPOINT
+    if checkpoint.exists() and not resume:
+        raise ConfigError(f"{checkpoint} exists", "pass --resume to continue it, or choose another --out")
+    log("decoding training pictures…")
+    photos = load_pictures(cfg.photos, cfg.crop)
+    paintings = load_pictures(cfg.paintings, cfg.crop)
+    log(f"{len(photos)} photographs, {len(paintings)} paintings")
+    trainer = Trainer(cfg, photos, paintings)
+    if resume and checkpoint.exists():
+        trainer.load_state(torch.load(checkpoint, map_location=trainer.device, weights_only=True))
+        log(f"resumed at step {trainer.done}")
+    last: dict[str, float] = {}
+    started = saved = time.perf_counter()
+    with open(out / LOG, "a") as log_file:
+        while trainer.done < cfg.steps:
+            last = trainer.step()
+            if trainer.done % 50 == 0 or trainer.done == cfg.steps:
+                log_file.write(json.dumps({"step": trainer.done, **last,
+                                           "seconds": round(time.perf_counter() - started, 1)}) + "\n")
+                log_file.flush()
+            if callback:
+                callback(Progress("train-fast", "decoder", trainer.done, cfg.steps, last,
+                                  time.perf_counter() - started))
+            due = time.perf_counter() - saved > cfg.checkpoint_minutes * 60
+            if due or trainer.done == cfg.steps or (cancel is not None and cancel.is_set()):
+                save_checkpoint(trainer, out, last)
+                saved = time.perf_counter()
+            elif cfg.preview_every and trainer.done % cfg.preview_every == 0:
+                I.save_image(trainer.preview(), out / PREVIEW)
+            if cancel is not None and cancel.is_set():
+                from .errors import Cancelled
+                raise Cancelled(f"stopped at step {trainer.done}; checkpoint saved",
+                                "continue with --resume")
+    return out / DECODER
+
+
+def with_overrides(cfg: TrainConfig, **changes) -> TrainConfig:
+    return replace(cfg, **{k: v for k, v in changes.items() if v is not None})
+

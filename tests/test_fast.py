@@ -1,0 +1,215 @@
+"""Fast (AdaIN) style transfer and its training, on the tiny random net and a tiny decoder."""
+import json
+
+import pytest
+import torch
+from torch import nn
+
+import painterly
+from painterly import cli
+from painterly import image as I
+from painterly.errors import ConfigError, WeightsError
+from painterly.fast import (DECODER_FILE, FastConfig, FastStylizer, adain, build_decoder,
+                            feature_stats, load_decoder)
+from painterly.fast_train import DECODER, TrainConfig, random_crops, train
+
+from conftest import CONTENT, STYLE, picture, stripes
+
+
+def test_adain_gives_the_style_statistics():
+    content = torch.randn(2, 8, 5, 7) * 3 + 1
+    style = torch.randn(2, 8, 6, 4) * 0.5 - 2
+    mean, std = feature_stats(style)
+    out_mean, out_std = feature_stats(adain(content, mean, std))
+    assert torch.allclose(out_mean, mean, atol=1e-4)
+    assert torch.allclose(out_std, std, atol=1e-3)
+
+
+def test_decoder_upsamples_8x_without_transposed_convolutions():
+    decoder = build_decoder(32, scale=1 / 16)
+    assert not any(isinstance(m, nn.ConvTranspose2d) for m in decoder.modules())
+    assert sum(isinstance(m, nn.ReflectionPad2d) for m in decoder.modules()) == \
+        sum(isinstance(m, nn.Conv2d) for m in decoder.modules())
+    assert decoder(torch.rand(1, 32, 5, 6)).shape == (1, 3, 40, 48)
+
+
+def test_random_crops_are_deterministic_and_in_range():
+    pics = [torch.randint(0, 256, (3, 40, 50), dtype=torch.uint8) for _ in range(3)]
+    a = random_crops(pics, 4, 32, torch.Generator().manual_seed(1))
+    b = random_crops(pics, 4, 32, torch.Generator().manual_seed(1))
+    assert a.shape == (4, 3, 32, 32) and torch.equal(a, b)
+    assert 0 <= a.min() and a.max() <= 1
+
+
+@pytest.fixture(scope="module")
+def corpora(tmp_path_factory):
+    root = tmp_path_factory.mktemp("corpora")
+    for kind, make in (("photos", picture), ("paintings", lambda h, w, seed: stripes(h, w))):
+        (root / kind).mkdir()
+        for i in range(4):
+            I.save_image(make(48, 56, seed=i), root / kind / f"{i}.jpg")
+    (root / "photos" / "broken.jpg").write_bytes(b"not a jpeg")  # skipped, not fatal
+    return root
+
+
+def _train_cfg(corpora, out, **kw):
+    base = dict(photos=str(corpora / "photos"), paintings=str(corpora / "paintings"),
+                out=str(out), steps=4, batch=2, crop=32, model="tiny", decoder_scale=1 / 16,
+                preview_every=2, precision="fp32")
+    return TrainConfig(**{**base, **kw})
+
+
+@pytest.fixture(scope="module")
+def tiny_decoder(corpora, tmp_path_factory):
+    out = tmp_path_factory.mktemp("train")
+    return train(_train_cfg(corpora, out, steps=30, lr=2e-3))
+
+
+def test_training_lowers_the_loss_and_writes_everything(tiny_decoder):
+    out = tiny_decoder.parent
+    assert {p.name for p in out.iterdir()} >= {"checkpoint.pt", DECODER, "preview.png",
+                                               "losses.jsonl"}
+    log = [json.loads(line) for line in (out / "losses.jsonl").read_text().splitlines()]
+    assert log[-1]["step"] == 30
+    decoder, meta = load_decoder(tiny_decoder)
+    assert meta["steps"] == "30" and json.loads(meta["losses"])["total"] > 0
+    assert all(p.dtype == torch.float32 for p in decoder.parameters())  # fp16 file, fp32 net
+
+
+def test_resume_continues_to_the_same_decoder(corpora, tmp_path):
+    unbroken = train(_train_cfg(corpora, tmp_path / "a", steps=4))
+    train(_train_cfg(corpora, tmp_path / "b", steps=2))
+    with pytest.raises(ConfigError, match="--resume"):
+        train(_train_cfg(corpora, tmp_path / "b", steps=4))
+    resumed = train(_train_cfg(corpora, tmp_path / "b", steps=4), resume=True)
+    a, _ = load_decoder(unbroken)
+    b, _ = load_decoder(resumed)
+    for (name, x), y in zip(a.state_dict().items(), b.state_dict().values()):
+        assert torch.equal(x, y), name
+
+
+def _tiny(decoder_path, **kw):
+    return FastConfig(model="tiny", decoder=str(decoder_path), precision="fp32", **kw)
+
+
+def _stylizer(decoder_path, **kw):
+    # A decoder briefly trained against a random tiny net learns little (often a flat
+    # picture); the plumbing tests use a fresh random one, lifted to mid-grey.
+    torch.manual_seed(0)
+    decoder = build_decoder(32, scale=1 / 16, input_scale=1.0)
+    decoder[-1].bias.data += 0.5
+    return FastStylizer(_tiny(decoder_path, **kw), decoder=decoder)
+
+
+def test_fast_stylize_keeps_odd_sizes(tiny_decoder):
+    photo, style = picture(50, 67), stripes(40, 40)
+    out = painterly.fast_stylize(photo, style, _tiny(tiny_decoder, size=0))
+    assert out.shape == (1, 3, 50, 67) and 0 <= out.min() and out.max() <= 1
+    smaller = painterly.fast_stylize(photo, style, _tiny(tiny_decoder, size=40))
+    assert smaller.shape == (1, 3, 30, 40)
+    kept = painterly.fast_stylize(photo, style, _tiny(tiny_decoder, size=96))
+    assert kept.shape == (1, 3, 50, 67)  # never scaled up
+
+
+class _Recorder(nn.Module):
+    """A stand-in decoder that keeps the features it is given and returns mid-grey."""
+
+    def forward(self, features):
+        self.seen = features.clone()
+        return torch.full((1, 3, features.shape[-2] * 8, features.shape[-1] * 8), 0.5)
+
+
+@pytest.mark.parametrize("strength", [0.0, 0.5, 1.0])
+def test_strength_blends_photo_and_adain_features(tiny_decoder, strength):
+    photo, style = picture(48, 64), stripes(40, 40)
+    recorder = _Recorder()
+    stylizer = FastStylizer(_tiny(tiny_decoder, size=0, strength=strength), decoder=recorder)
+    stylizer(photo, style)
+    f_c = stylizer._encode(photo)
+    full = adain(f_c, *feature_stats(stylizer._encode(I.resize(style, long_side=64))))
+    assert torch.allclose(recorder.seen, strength * full + (1 - strength) * f_c, atol=1e-4)
+
+
+def test_luminance_option_keeps_the_photos_colours(tiny_decoder):
+    photo, style = picture(50, 67), stripes(40, 40)
+    lum = _stylizer(tiny_decoder, size=0, preserve_color="luminance")(photo, style)
+    # (clamping to the RGB cube after the swap moves a few out-of-gamut pixels)
+    assert (I.rgb_to_yiq(lum)[:, 1:] - I.rgb_to_yiq(photo)[:, 1:]).abs().mean() < 0.03
+
+
+def test_blend_of_two_styles_lies_between_them(tiny_decoder):
+    stylizer = _stylizer(tiny_decoder, size=0)
+    photo, a, b = picture(48, 48), stripes(48, 48), picture(48, 48, seed=5)
+    only_a = stylizer.render(photo, [a], [1.0])
+    only_b = stylizer.render(photo, [b], [1.0])
+    half = stylizer.render(photo, [a, b], [0.5, 0.5])
+    assert (half - only_a).abs().mean() < (only_b - only_a).abs().mean()
+    assert (half - only_b).abs().mean() < (only_b - only_a).abs().mean()
+    with pytest.raises(ConfigError, match="style weights"):
+        FastStylizer(_tiny(tiny_decoder, style_weights=(1.0,)))(photo, [a, b])
+
+
+@pytest.mark.parametrize("field,value", [("strength", 1.5), ("size", 8),
+                                         ("preserve_color", "sepia"), ("style_weights", (0.0,))])
+def test_bad_options_are_config_errors(field, value):
+    with pytest.raises(ConfigError, match=field):
+        FastConfig(**{field: value})
+
+
+def test_bad_decoder_files_are_weights_errors(tmp_path):
+    with pytest.raises(WeightsError, match="not found"):
+        load_decoder(tmp_path / "missing.safetensors")
+    junk = tmp_path / "junk.safetensors"
+    junk.write_bytes(b"\x00" * 100)
+    with pytest.raises(WeightsError, match="cannot read"):
+        load_decoder(junk)
+    from safetensors.torch import save_file
+    other = tmp_path / "other.safetensors"
+    save_file({"w": torch.zeros(2)}, str(other))
+    with pytest.raises(WeightsError, match="not a painterly decoder"):
+        load_decoder(other)
+
+
+def test_cli_fast_on_a_folder_keeps_going_past_a_bad_picture(tiny_decoder, tmp_path, capsys):
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    for i in range(2):
+        I.save_image(picture(40, 56, seed=i), photos / f"p{i}.png")
+    (photos / "bad.png").write_bytes(b"\x89PNG broken")
+    I.save_image(stripes(40, 40), tmp_path / "style.png")
+    argv = ["fast", str(photos), str(tmp_path / "style.png"), "-o", str(tmp_path / "out"),
+            "--model", "tiny", "--decoder", str(tiny_decoder), "--size", "0"]
+    assert cli.main(argv) == 3
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["p0.png", "p1.png"]
+    assert "bad.png" in capsys.readouterr().err
+    assert cli.main(argv) == 7  # outputs exist now: refused before any work…
+    assert cli.main(argv + ["--overwrite", "--json"]) == 3  # …unless --overwrite
+    record = json.loads(capsys.readouterr().out)
+    assert record["failed"] == 1 and len(record["outputs"]) == 2
+
+
+def test_cli_train_fast_then_fast(corpora, tmp_path):
+    out = tmp_path / "run"
+    assert cli.main(["train-fast", "--photos", str(corpora / "photos"), "--paintings",
+                     str(corpora / "paintings"), "--out", str(out), "--steps", "2", "--batch",
+                     "2", "--crop", "32", "--model", "tiny", "--decoder-scale", "0.0625",
+                     "-q"]) == 0
+    I.save_image(picture(40, 48), tmp_path / "photo.png")
+    assert cli.main(["fast", str(tmp_path / "photo.png"), str(tmp_path / "photo.png"),
+                     "-o", str(tmp_path / "o.png"), "--model", "tiny", "--decoder",
+                     str(out / DECODER), "-q"]) == 0
+    assert I.load_image(tmp_path / "o.png").shape[-2:] == (40, 48)
+
+
+@pytest.mark.real
+def test_shipped_decoder_stylises_the_shared_pair(real_weights):
+    from painterly.quality import distances
+    assert DECODER_FILE.is_file(), "painterly's trained decoder is missing from the package"
+    content, style = CONTENT / "tubingen.jpg", STYLE / "starry_night.jpg"
+    out = painterly.fast_stylize(content, style, FastConfig(size=256))
+    photo = I.resize(I.load_image(content), long_side=256)
+    assert out.shape == photo.shape
+    before, after = distances(photo, content, style), distances(out, content, style)
+    assert after["style"] < 0.6 * before["style"], (before, after)
+    assert after["content"] < 1.3, after
+    assert (out - photo).abs().mean() > 0.05
