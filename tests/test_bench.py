@@ -18,3 +18,16 @@ def test_quick_benchmark_writes_its_report(tmp_path, monkeypatch):
     assert "GFLOP/s" in text and "## DeepDream defaults" in text
     assert (tmp_path / "images" / "perf_default_quick.jpg").exists()
     assert round(bench.vgg_gflop(384, 512)) in range(200, 240)  # the issue's ≈226 GFLOP
+
+
+def test_quick_fast_benchmark_writes_its_report(tmp_path, monkeypatch):
+    path = BENCH.with_name("bench_fast.py")
+    spec = importlib.util.spec_from_file_location("bench_fast", path)
+    bench = importlib.util.module_from_spec(spec)
+    monkeypatch.setitem(sys.modules, "bench_fast", bench)
+    spec.loader.exec_module(bench)
+    out = tmp_path / "fast.md"
+    assert bench.main(["--quick", "--out", str(out)]) == 0
+    text = out.read_text()
+    assert "| painterly |" in text and "style distance" in text
+    assert list((tmp_path / "images").glob("fast_painterly_*.jpg"))

@@ -80,7 +80,7 @@ def test_existing_output_is_kept_unless_overwrite(pictures, tmp_path, capsys):
     ("notimage", 3, "not a supported image"),
     ("badflag", 2, "unrecognized arguments"),
     ("badvalue", 2, "invalid style_weight"),
-    ("weights", 5, "not found and offline"),
+    ("weights", 5, "offline"),
     ("same", 7, "one of the inputs"),
 ])
 def test_subprocess_errors_are_one_line_with_exit_codes(pictures, tmp_path, case, code, needle):

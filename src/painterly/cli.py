@@ -7,6 +7,9 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
+import platform
+import re
 import signal
 import sys
 import threading
@@ -17,10 +20,10 @@ from pathlib import Path
 from . import __version__
 from . import image as I
 from . import weights as W
-from .errors import Cancelled, ConfigError, DivergedError, PainterlyError
+from .errors import Cancelled, ConfigError, DivergedError, OutputError, PainterlyError
 from .features import MODELS, PRECISIONS
 from .optim import OPTIMIZERS
-from .transfer import INITS, PRESERVE_COLOR, PRESETS, TransferConfig, stylize
+from .transfer import INITS, PRESERVE_COLOR, PRESETS, TransferConfig, save_checkpoint, stylize
 
 log = logging.getLogger("painterly")
 DEFAULTS = TransferConfig()
@@ -106,7 +109,11 @@ def _add_style_parser(sub) -> None:
     p.add_argument("--init", default=DEFAULTS.init,
                    help=f"starting picture: {' or '.join(INITS)} or a picture file (%(default)s)")
     p.add_argument("--preserve-color", choices=PRESERVE_COLOR, default=DEFAULTS.preserve_color)
-    p.add_argument("--seed", type=int, default=DEFAULTS.seed)
+    p.add_argument("--seed", type=int, default=DEFAULTS.seed,
+                   help="seed of the noise init (%(default)s); the same seed gives the same bytes")
+    p.add_argument("--resume", metavar="CKPT",
+                   help="continue the run interrupted with this checkpoint (OUT.ckpt); give the "
+                   "same pictures and settings")
     add_net_flags(p, DEFAULTS)
     add_run_flags(p)
     p.set_defaults(func=run_style)
@@ -128,9 +135,46 @@ def add_run_flags(p) -> None:
     """Flags for snapshots, input limits and reporting, shared by every long command."""
     p.add_argument("--save-every", type=int, default=0, metavar="N",
                    help="write a PNG snapshot every N iterations")
-    p.add_argument("--max-input-pixels", type=int, default=I.MAX_INPUT_PIXELS)
+    add_input_flags(p)
     p.add_argument("--json", action="store_true", help="print a JSON record of the run")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    p.add_argument("--progress", choices=("bar", "json", "none"), default="bar",
+                   help="progress on stderr: a bar, one JSON object per iteration, or none")
+
+
+def add_input_flags(p) -> None:
+    """How input pictures are read (limits, damaged files, transparency); see input_options."""
+    p.add_argument("--max-input-pixels", type=int, default=I.MAX_INPUT_PIXELS,
+                   help="refuse larger pictures, from their header (%(default)s)")
+    p.add_argument("--max-input-bytes", type=_byte_count, default=I.MAX_INPUT_BYTES,
+                   metavar="SIZE", help="refuse larger files or stdin, e.g. 64MiB (512MiB)")
+    p.add_argument("--allow-truncated", action="store_true",
+                   help="load what can be read of a truncated or damaged picture (warns)")
+    p.add_argument("--background", type=_colour, default="white",
+                   help="colour behind transparent pixels (%(default)s)")
+    p.add_argument("--upscale-small", action="store_true",
+                   help=f"enlarge pictures under {I.MIN_SIDE} px instead of refusing them")
+
+
+def input_options(args) -> dict:
+    """The keyword arguments of image.load_image that add_input_flags set."""
+    return {"max_pixels": args.max_input_pixels, "max_bytes": args.max_input_bytes,
+            "allow_truncated": args.allow_truncated, "background": args.background,
+            "upscale_small": args.upscale_small}
+
+
+def _byte_count(text: str) -> int:
+    try:
+        return I.parse_bytes(text)
+    except ConfigError as exc:
+        raise argparse.ArgumentTypeError(str(exc))
+
+
+def _colour(text: str):
+    try:
+        return I.parse_color(text)
+    except ConfigError as exc:
+        raise argparse.ArgumentTypeError(str(exc))
 
 
 def _add_weights_parser(sub) -> None:
@@ -156,9 +200,11 @@ def main(argv: list[str] | None = None) -> int:
     except MemoryError:
         print("painterly: error: out of memory; try a smaller --size", file=sys.stderr)
         return 4
-    except KeyboardInterrupt:
-        print("painterly: error: interrupted", file=sys.stderr)
-        return 130
+    except KeyboardInterrupt as exc:  # a second Ctrl-C/SIGTERM: stop now, save nothing more
+        signum = getattr(exc, "signum", signal.SIGINT)
+        print("painterly: error: interrupted; stopped without saving (the output and any "
+              "file being written are left as they were)", file=sys.stderr)
+        return 128 + signum
     except Exception as exc:  # a bug: keep it one line unless --debug
         if debug:
             raise
@@ -202,26 +248,73 @@ def run_style(args) -> int:
     output = Path(args.output or _default_output(args.content, args.styles[0]))
     inputs = (args.content, *args.styles) + ((config.init,) if config.init not in INITS else ())
     I.check_output_path(output, overwrite=args.overwrite, inputs=inputs)
-    content = I.load_image(args.content, max_pixels=args.max_input_pixels)
-    styles = [I.load_image(s, max_pixels=args.max_input_pixels) for s in args.styles]
+    with _OutputLock(output):
+        return _paint(args, config, output)
+
+
+def _paint(args, config: TransferConfig, output: Path) -> int:
+    content = I.load_image(args.content, work_size=args.size, **input_options(args))
+    style_side = max(I.MIN_SIDE, round(args.size * args.style_scale))
+    styles = [I.load_image(s, work_size=style_side, **input_options(args)) for s in args.styles]
     with _Reporter(args, output) as reporter, _cancel_on_signals() as cancel:
         try:
-            picture = stylize(content, styles, config, callback=reporter, cancel=cancel)
-        except (Cancelled, DivergedError) as exc:
+            picture = stylize(content, styles, config, callback=reporter, cancel=cancel,
+                              resume_from=args.resume)
+        except Cancelled as exc:
+            raise _interrupted(exc, output, cancel) from exc
+        except DivergedError as exc:
             saved = _save_rescued(exc, output)
-            raise type(exc)(f"{exc.message}; picture so far saved to {saved}", exc.hint) from exc
-    elapsed = time.perf_counter() - reporter.started
-    record = _record(args, config, output, elapsed, reporter.last_losses)
-    record["stages"] = reporter.stages
-    I.save_image(picture, output, metadata={"Software": f"painterly {__version__}",
-                                            "painterly": json.dumps(record["settings"])},
-                 overwrite=args.overwrite)
+            raise DivergedError(f"{exc.message}; last good picture saved to {saved}",
+                                exc.hint) from exc
+        elapsed = time.perf_counter() - reporter.started
+        record = _record(args, config, output, elapsed, reporter.last_losses)
+        record["stages"] = reporter.stages
+        I.save_image(picture, output, metadata=_png_text(record), overwrite=args.overwrite)
     _finish(args, record, elapsed, output)
     return 0
 
 
 def _default_output(content: str, style: str) -> str:
     return f"{Path(content).stem if content != '-' else 'stdin'}_{Path(style).stem}.png"
+
+
+def _interrupted(exc: Cancelled, output: Path, cancel) -> Cancelled:
+    """Save the picture so far and the checkpoint; the error says how to resume."""
+    saved = _save_rescued(exc, output)
+    message, hint = f"{_signal_name(cancel)} at iteration", exc.hint
+    if exc.checkpoint is not None:
+        ckpt = save_checkpoint(exc.checkpoint, output.with_suffix(".ckpt"))
+        message += f" {exc.checkpoint['step']}/{exc.checkpoint['total']}"
+        hint = f"resume with --resume {ckpt} (and the same pictures and settings)"
+    else:
+        message = f"{_signal_name(cancel)} ({exc.message})"
+    return _with_signal(Cancelled(f"{message}; picture so far saved to {saved}", hint), cancel)
+
+
+def _signal_name(cancel) -> str:
+    return "terminated" if getattr(cancel, "signum", None) == signal.SIGTERM else "interrupted"
+
+
+def _with_signal(exc: PainterlyError, cancel) -> PainterlyError:
+    """Exit 128 + the signal number: 130 for Ctrl-C (SIGINT), 143 for SIGTERM."""
+    signum = getattr(cancel, "signum", None)
+    if isinstance(exc, Cancelled) and signum:
+        exc.exit_code = 128 + signum
+        if exc.message.startswith("cancelled"):  # say what stopped it
+            exc.message = _signal_name(cancel) + exc.message.removeprefix("cancelled")
+    return exc
+
+
+def _png_text(record: dict) -> dict:
+    return {"Software": f"painterly {__version__}", "painterly": json.dumps(record["settings"]),
+            "painterly-seed": str(record["seed"]),
+            "painterly-versions": json.dumps(record["versions"])}
+
+
+def _versions() -> dict:
+    import torch
+    return {"painterly": __version__, "torch": str(torch.__version__),
+            "python": platform.python_version()}
 
 
 def _save_rescued(exc, output: Path) -> Path:
@@ -235,7 +328,8 @@ def _save_rescued(exc, output: Path) -> Path:
 def _record(args, config: TransferConfig, output: Path, elapsed: float, losses: dict) -> dict:
     return {"command": "style", "content": args.content, "styles": args.styles,
             "output": str(output), "settings": asdict(config), "seed": config.seed,
-            "seconds": round(elapsed, 2), "final_losses": losses, "version": __version__}
+            "seconds": round(elapsed, 2), "final_losses": losses, "version": __version__,
+            "versions": _versions()}
 
 
 def _finish(args, record: dict, elapsed: float, output: Path) -> None:
@@ -269,8 +363,13 @@ class _Reporter:
         stage["iterations"] += 1
         stage["seconds"] = round(stage["seconds"] + event.elapsed - self.previous_elapsed, 3)
         self.previous_elapsed = event.elapsed
-        if not self.args.quiet:
+        mode = "none" if self.args.quiet else getattr(self.args, "progress", "bar")
+        if mode == "bar":
             self._update_bar(event)
+        elif mode == "json":
+            print(json.dumps({"task": event.task, "stage": event.stage, "step": event.step,
+                              "total": event.total, "losses": self.last_losses,
+                              "elapsed": round(event.elapsed, 3)}), file=sys.stderr, flush=True)
         if event.image is not None and self.args.save_every:
             path = self.output.with_name(f"{self.output.stem}.{event.step:04d}{self.output.suffix}")
             I.save_image(event.image, path, overwrite=True)
@@ -284,20 +383,126 @@ class _Reporter:
         self.bar.update(event.step - self.bar.n)
 
 
-class _cancel_on_signals:
-    """Turn Ctrl-C and SIGTERM into a cancel event the optimisation loop checks each step."""
+class _SignalEvent(threading.Event):
+    """A cancel event that remembers which signal set it."""
 
-    def __enter__(self) -> threading.Event:
-        self.event = threading.Event()
+    signum: int | None = None
+
+
+class _Interrupted(KeyboardInterrupt):
+    """A second Ctrl-C/SIGTERM: leave now (temp files are removed on the way out)."""
+
+    def __init__(self, signum: int):
+        super().__init__(signum)
+        self.signum = signum
+
+
+class _cancel_on_signals:
+    """Turn Ctrl-C and SIGTERM into a cancel event the optimisation loop checks each step.
+
+    The first signal asks the run to stop after the current iteration and save what it has;
+    a second one stops at once (KeyboardInterrupt: outputs are left absent or complete, as
+    they are only ever published by rename). A signal ignored when painterly started (SIGINT
+    under nohup) stays ignored.
+    """
+
+    def __enter__(self) -> _SignalEvent:
+        self.event = _SignalEvent()
         self.previous = {}
         if threading.current_thread() is threading.main_thread():
             for sig in (signal.SIGINT, signal.SIGTERM):
-                self.previous[sig] = signal.signal(sig, lambda *_: self.event.set())
+                if signal.getsignal(sig) is signal.SIG_IGN:
+                    continue
+                self.previous[sig] = signal.signal(sig, self._handle)
         return self.event
+
+    def _handle(self, signum, frame) -> None:
+        if self.event.is_set():
+            raise _Interrupted(signum)
+        self.event.signum = signum
+        self.event.set()
 
     def __exit__(self, *exc):
         for sig, handler in self.previous.items():
-            signal.signal(sig, handler)
+            # After a signal stopped the run only the exit is left: a late second signal
+            # must not turn it into a traceback.
+            signal.signal(sig, signal.SIG_IGN if self.event.is_set() else handler)
+
+
+class _OutputLock:
+    """An ``O_EXCL`` lock file beside the output, so two runs never write the same picture.
+
+    ``.OUT.lock`` holds the owner's pid; a lock whose process is gone is stale and replaced,
+    and temp files (``.OUT*.partial``) a dead run left behind are removed.
+    """
+
+    def __init__(self, output: Path):
+        self.output = output
+        self.path = output.with_name(f".{output.name}.lock")
+        self.held = False
+
+    def __enter__(self):
+        for _ in range(3):
+            try:
+                fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+            except FileExistsError:
+                owner = self._owner()
+                if owner is not None:
+                    raise OutputError(f"{self.output} is being written by another painterly "
+                                      f"run (pid {owner})",
+                                      "wait for it to finish or choose another path") from None
+                _remove(self.path)  # stale: its process is gone
+                continue
+            except OSError as exc:
+                raise OutputError(f"cannot create {self.path}: {exc.strerror or exc}",
+                                  "check the folder's permissions") from exc
+            with os.fdopen(fd, "w") as f:
+                f.write(f"{os.getpid()}\n")
+            self.held = True
+            self._remove_stale_temps()
+            return self
+        raise OutputError(f"cannot lock {self.output}", f"remove {self.path} and retry")
+
+    def _owner(self) -> int | str | None:
+        """The pid of a live owner, "starting" for a lock still being written, else None."""
+        try:
+            text = self.path.read_text().strip()
+            age = time.time() - self.path.stat().st_mtime
+        except FileNotFoundError:
+            return None
+        except OSError:
+            return "unknown"
+        if not text.isdigit():
+            return "starting" if age < 10 else None
+        pid = int(text)
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return None
+        except PermissionError:
+            return pid  # alive, another user's
+        return pid
+
+    def _remove_stale_temps(self) -> None:
+        out = self.output
+        folder = out.parent if str(out.parent) else Path(".")
+        mine = re.compile(r"\.{0}(?:{1}|-unfinished{1}|\.ckpt|\.\d{{4,}}{1})\..*\.partial".format(
+            re.escape(out.stem), re.escape(out.suffix)))  # output, rescue, checkpoint, snapshots
+        for temp in folder.glob(f".{out.stem}*.partial"):
+            if mine.fullmatch(temp.name):
+                _remove(temp)
+
+    def __exit__(self, *exc):
+        if self.held:
+            _remove(self.path)
+            self.held = False
+
+
+def _remove(path: Path) -> None:
+    try:
+        os.unlink(path)
+    except OSError:
+        pass
 
 
 # ------------------------------------------------------------------ weights

@@ -8,8 +8,8 @@ from pathlib import Path
 
 from . import __version__
 from . import image as I
-from .cli import (_cancel_on_signals, _finish, _Reporter, _save_rescued, add_net_flags,
-                  add_run_flags)
+from .cli import (_cancel_on_signals, _finish, _OutputLock, _Reporter, _save_rescued,
+                  _versions, _with_signal, add_net_flags, add_run_flags, input_options)
 from .dream import (ANIMATION_SUFFIXES, OBJECTIVES, DreamConfig, check_animation_path, dream,
                     dream_zoom, save_animation)
 from .errors import Cancelled, ConfigError, DivergedError, OutputError
@@ -90,10 +90,15 @@ def run_dream(args) -> int:
     config = config_from_args(args)
     output = Path(args.output or _default_output(args.picture, args.frames))
     _check_outputs(args, config, output)
-    picture = I.load_image(args.picture, max_pixels=args.max_input_pixels)
+    with _OutputLock(output):
+        return _run_locked(args, config, output)
+
+
+def _run_locked(args, config: DreamConfig, output: Path) -> int:
+    picture = I.load_image(args.picture, work_size=args.size, **input_options(args))
     guide = None
     if config.guide is not None:
-        guide = I.load_image(config.guide, max_pixels=args.max_input_pixels)
+        guide = I.load_image(config.guide, **input_options(args))
     started = time.perf_counter()
     if args.frames:
         losses = _animate(args, config, picture, guide, output)
@@ -154,7 +159,8 @@ def _still(args, config: DreamConfig, picture, guide, output: Path) -> dict:
             result = dream(picture, config, callback=reporter, cancel=cancel, guide=guide)
         except (Cancelled, DivergedError) as exc:
             saved = _save_rescued(exc, output)
-            raise type(exc)(f"{exc.message}; picture so far saved to {saved}", exc.hint) from exc
+            raise _with_signal(type(exc)(f"{exc.message}; picture so far saved to {saved}",
+                                         exc.hint), cancel) from exc
     I.save_image(result, output, metadata=_metadata(config), overwrite=args.overwrite)
     return reporter.last_losses
 
@@ -174,7 +180,8 @@ def _animate(args, config: DreamConfig, picture, guide, output: Path) -> dict:
                                  metadata=_metadata(config), overwrite=True)
         except (Cancelled, DivergedError) as exc:
             saved = _rescue_animation(exc, frames, output, args.fps)
-            raise type(exc)(f"{exc.message}; frames so far saved to {saved}", exc.hint) from exc
+            raise _with_signal(type(exc)(f"{exc.message}; frames so far saved to {saved}",
+                                         exc.hint), cancel) from exc
     save_animation(frames, output, fps=args.fps, overwrite=args.overwrite)
     return reporter.last_losses
 
@@ -187,13 +194,14 @@ def _rescue_animation(exc, frames: list, output: Path, fps: float) -> Path:
 
 
 def _metadata(config: DreamConfig) -> dict:
-    return {"Software": f"painterly {__version__}", "painterly": json.dumps(asdict(config))}
+    return {"Software": f"painterly {__version__}", "painterly": json.dumps(asdict(config)),
+            "painterly-seed": str(config.seed), "painterly-versions": json.dumps(_versions())}
 
 
 def _record(args, config: DreamConfig, output: Path, elapsed: float, losses: dict) -> dict:
     record = {"command": "dream", "picture": args.picture, "output": str(output),
               "settings": asdict(config), "seed": config.seed, "seconds": round(elapsed, 2),
-              "final_losses": losses, "version": __version__}
+              "final_losses": losses, "version": __version__, "versions": _versions()}
     if args.frames:
         record["animation"] = {"frames": args.frames, "zoom": args.zoom, "rotate": args.rotate,
                                "fps": args.fps, "save_frames": args.save_frames}

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from . import __version__
 from . import image as I
-from .cli import _cancel_on_signals, _floats, _Reporter
+from .cli import _cancel_on_signals, _floats, _Reporter, add_input_flags, input_options
 from .errors import ConfigError, InputImageError, OutputError, PainterlyError
 from .fast import FastConfig, FastStylizer
 from .fast_train import TrainConfig, train
@@ -52,7 +52,7 @@ def _add_fast_parser(sub) -> None:
     p.add_argument("--weights", default=DEFAULTS.weights, help="VGG16 weights: name or file")
     p.add_argument("--device", default=DEFAULTS.device, help="auto, cpu, cuda or mps")
     p.add_argument("--precision", choices=("auto", "fp32", "bf16"), default=DEFAULTS.precision)
-    p.add_argument("--max-input-pixels", type=int, default=I.MAX_INPUT_PIXELS)
+    add_input_flags(p)
     p.add_argument("--json", action="store_true", help="print a JSON record of the run")
     p.add_argument("-q", "--quiet", action="store_true", help="no messages")
     p.set_defaults(func=run_fast)
@@ -97,13 +97,14 @@ def run_fast(args) -> int:
     jobs = _jobs(args)
     for _, output in jobs:
         I.check_output_path(output, overwrite=args.overwrite, inputs=(args.content, *args.styles))
-    styles = [I.load_image(s, max_pixels=args.max_input_pixels) for s in args.styles]
+    style_side = args.style_size or args.size or None
+    styles = [I.load_image(s, work_size=style_side, **input_options(args)) for s in args.styles]
     stylizer = FastStylizer(config)
     started, failed, records = time.perf_counter(), 0, []
     for source, output in jobs:
         t0 = time.perf_counter()
         try:
-            photo = I.load_image(source, max_pixels=args.max_input_pixels)
+            photo = I.load_image(source, work_size=args.size or None, **input_options(args))
             picture = stylizer(photo, styles)
             I.save_image(picture, output, overwrite=args.overwrite, metadata={
                 "Software": f"painterly {__version__}", "painterly": json.dumps(asdict(config))})

@@ -3,7 +3,7 @@
 Exit codes (documented in the README):
   0 success, 2 usage error, 3 bad input picture, 4 picture too large / won't fit,
   5 weights problem, 6 download problem, 7 output problem, 8 optimisation diverged,
-  130 interrupted.
+  130 interrupted by SIGINT (Ctrl-C), 143 terminated by SIGTERM.
 """
 from __future__ import annotations
 
@@ -26,6 +26,10 @@ class ConfigError(PainterlyError, ValueError):
     """An option has a value outside its valid range."""
 
     exit_code = 2
+
+
+class CheckpointError(ConfigError):
+    """A checkpoint can't be read, or was made for other inputs or settings (a usage error)."""
 
 
 class InputImageError(PainterlyError):
@@ -69,13 +73,21 @@ class DivergedError(PainterlyError):
 
 
 class Cancelled(PainterlyError):
-    """The run was cancelled (Ctrl-C, SIGTERM or a cancel event); `partial` holds the picture so far."""
+    """The run was cancelled (Ctrl-C, SIGTERM or a cancel event); `partial` holds the picture so far.
+
+    ``state`` is what the optimisation loop needs to continue (iteration, optimiser state);
+    ``checkpoint`` is the whole resumable state where the algorithm supports resuming
+    (``painterly.transfer.save_checkpoint`` writes it, ``stylize(resume_from=...)`` continues).
+    """
 
     exit_code = 130
 
-    def __init__(self, message: str = "cancelled", hint: str = "", partial=None):
+    def __init__(self, message: str = "cancelled", hint: str = "", partial=None, state=None,
+                 checkpoint=None):
         super().__init__(message, hint)
         self.partial = partial
+        self.state = state
+        self.checkpoint = checkpoint
 
 
 def check_option(ok: bool, name: str, value, valid: str) -> None:

@@ -151,6 +151,7 @@ class FastStylizer:
         self.encoder = build_extractor(NetSpec(config.model, config.weights), (ENCODER_LAYER,),
                                        self.device, self.precision)
         self.decoder = decoder.to(self.device, memory_format=torch.channels_last).eval()
+        self._style_cache: dict[tuple, tuple[torch.Tensor, torch.Tensor]] = {}
 
     @torch.inference_mode()
     def __call__(self, content: I.ImageLike, styles: Sequence[I.ImageLike] | I.ImageLike) -> torch.Tensor:
@@ -164,10 +165,9 @@ class FastStylizer:
             photo = I.resize(photo, long_side=cfg.size)
         photo = photo.to(self.device)
         style_side = cfg.style_size or max(photo.shape[-2:])
-        paintings = [I.resize(I.load_image(s), long_side=style_side).to(self.device)
-                     for s in style_list]
+        paintings = [I.resize(I.load_image(s), long_side=style_side) for s in style_list]
         if cfg.preserve_color == "histogram":
-            paintings = [I.match_color(p.cpu(), photo.cpu()).to(self.device) for p in paintings]
+            paintings = [I.match_color(p, photo.cpu()) for p in paintings]
         out = self.render(photo, paintings, blend)
         if cfg.preserve_color == "luminance":
             out = I.transfer_luminance(out, photo.cpu())
@@ -175,16 +175,26 @@ class FastStylizer:
 
     def render(self, photo: torch.Tensor, paintings: list[torch.Tensor],
                blend: list[float]) -> torch.Tensor:
-        f_c = self._encode(photo)
+        f_c = self._encode(photo.to(self.device))
         target = torch.zeros_like(f_c)
         for painting, w in zip(paintings, blend):
-            mean, std = feature_stats(self._encode(painting))
+            mean, std = self.style_stats(painting)
             target += w * adain(f_c, mean, std)  # AdaIN paper's style interpolation
         alpha = self.cfg.strength
         target = alpha * target + (1 - alpha) * f_c
         out = self._decode(target)
         # The decoder sees a picture padded to a multiple of 8 by the encoder's pooling; crop back.
         return out[..., : photo.shape[-2], : photo.shape[-1]].float().clamp(0, 1).cpu()
+
+    def style_stats(self, painting: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """relu4_1 means and deviations of a style picture, kept for the next photo of a
+        folder (encoding a 1024 px painting costs as much as encoding the photo)."""
+        key = (painting.shape, painting.flatten()[:: max(1, painting.numel() // 4096)].sum().item(),
+               painting.sum().item())
+        if key not in self._style_cache:
+            self._style_cache = {key: feature_stats(self._encode(painting.to(self.device))),
+                                 **dict(list(self._style_cache.items())[-7:])}
+        return self._style_cache[key]
 
     def _encode(self, picture: torch.Tensor) -> torch.Tensor:
         x = _pad_to_multiple(picture, 8).contiguous(memory_format=torch.channels_last)

@@ -135,12 +135,16 @@ def _pretrained_net(spec: NetSpec) -> tuple[str, str, nn.Sequential]:
         wspec = W.spec_for_file(Path(weights).name) or W.get_spec(W.DEFAULT_FOR_ARCH[spec.model])
         path, convention = W.resolve(wspec, explicit=weights), wspec.convention
     net = vgg_features(spec.model, pooling=spec.pooling)
-    net.load_state_dict(_load_features(str(path), spec.model), strict=True)
+    stat = Path(path).stat()
+    # strict=True always: W.load_state_dict has already named any missing/unexpected key.
+    net.load_state_dict(_load_features(str(path), spec.model, (stat.st_size, stat.st_mtime_ns)),
+                        strict=True)
     return spec.model, convention, net
 
 
 @functools.lru_cache(maxsize=2)
-def _load_features(path: str, arch: str) -> dict[str, torch.Tensor]:
+def _load_features(path: str, arch: str, stamp: tuple = ()) -> dict[str, torch.Tensor]:
+    """The checked features of a file, cached per (path, arch, size and mtime) for reruns."""
     expected = {f"{k}": v.shape for k, v in vgg_features(arch).state_dict().items()}
     state = W.load_state_dict(Path(path), {f"features.{k}": s for k, s in expected.items()})
     return {k.removeprefix("features."): v for k, v in state.items()}

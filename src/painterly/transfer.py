@@ -1,18 +1,24 @@
 """Style transfer by optimisation (Gatys, Ecker & Bethge 2015), coarse to fine."""
 from __future__ import annotations
 
+import hashlib
+import json
 import math
+import os
+import pickle
 import threading
-from dataclasses import dataclass, fields
-from typing import Optional, Sequence
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
+from typing import Optional, Sequence, Union
 
 import torch
 
 from . import image as I
-from .errors import ConfigError, check_option
-from .features import FeatureExtractor, NetSpec, build_extractor, check_net_options
+from .errors import Cancelled, CheckpointError, ConfigError, check_option
+from .features import FeatureExtractor, NetSpec, build_extractor, check_net_options, resolve_precision
 from .losses import content_loss, gram_matrix, style_loss, tv_loss
-from .optim import OPTIMIZERS, Run, optimize
+from .nets import VGG_CONFIGS
+from .optim import LBFGS_HISTORY, OPTIMIZERS, Run, check_memory, optimize
 from .progress import Callback
 
 STYLE_LAYERS = ("relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1")
@@ -124,8 +130,17 @@ def pick_device(name: str) -> torch.device:
 
 def stylize(content: I.ImageLike, styles: Sequence[I.ImageLike] | I.ImageLike,
             config: TransferConfig = TransferConfig(), callback: Optional[Callback] = None,
-            cancel: Optional[threading.Event] = None) -> torch.Tensor:
-    """Paint ``content`` in the style of ``styles``; returns a [1, 3, H, W] picture in [0, 1]."""
+            cancel: Optional[threading.Event] = None,
+            resume_from: Union[None, dict, str, os.PathLike] = None,
+            check_memory_first: bool = True) -> torch.Tensor:
+    """Paint ``content`` in the style of ``styles``; returns a [1, 3, H, W] picture in [0, 1].
+
+    On ``cancel`` it raises :class:`Cancelled` whose ``checkpoint`` (a dict of tensors and
+    plain values; :func:`save_checkpoint` writes it) passed back as ``resume_from`` (the dict
+    or its file), with the same inputs and config, continues the run: the result equals an
+    uninterrupted run's. Before loading the network it refuses (ImageTooLargeError) a size
+    whose estimated peak memory (:func:`estimate_peak_bytes`) exceeds the memory available.
+    """
     cfg = config
     device = pick_device(cfg.device)
     style_list = list(styles) if isinstance(styles, (list, tuple)) else [styles]
@@ -134,23 +149,207 @@ def stylize(content: I.ImageLike, styles: Sequence[I.ImageLike] | I.ImageLike,
     blend = _blend_weights(cfg, len(style_list))
     sizes = scale_sizes(cfg.size, min(cfg.min_size, cfg.size))
     steps = iteration_schedule(cfg, len(sizes))  # checked before any slow work
+    checkpoint = None
+    if resume_from is not None:
+        checkpoint = resume_from if isinstance(resume_from, dict) else load_checkpoint(resume_from)
     photo = I.load_image(content).to(device)
     paintings = [I.load_image(s).to(device) for s in style_list]
+    fingerprint = input_fingerprint(photo, paintings)
+    if checkpoint is not None:
+        check_checkpoint(checkpoint, cfg, fingerprint, len(sizes))
+    if check_memory_first and device.type == "cpu":
+        h, w = photo.shape[-2:]
+        inputs = sum(t.shape[-1] * t.shape[-2] for t in [photo, *paintings])
+        check_memory(lambda side: estimate_peak_bytes(cfg, *_fit(h, w, side), device=device,
+                                                      input_pixels=inputs), cfg.size)
     if cfg.preserve_color == "histogram":
         paintings = [I.match_color(p, photo) for p in paintings]
     extractor = build_extractor(NetSpec(cfg.model, cfg.weights, cfg.pooling),
                                 tuple(cfg.content_layers) + tuple(cfg.style_layers),
                                 device, cfg.precision)
     run = Run("style", sum(steps), callback, cancel, cfg.preview_every)
-    x = _initial_picture(cfg, photo, sizes[0])
-    for k, (size, n) in enumerate(zip(sizes, steps)):
-        target = I.resize(photo, long_side=size)
+    first, resume = 0, None
+    if checkpoint is not None:
+        first = checkpoint["scale"]
+        resume = {"iteration": checkpoint["iteration"], "optimizer": checkpoint["optimizer"]}
+        run.step = sum(steps[:first]) + checkpoint["iteration"]
+        x = checkpoint["picture"].to(device)
+    else:
+        x = _initial_picture(cfg, photo, sizes[0])
+    for k in range(first, len(sizes)):
+        target = I.resize(photo, long_side=sizes[k])
         x = I.resize(x, size=tuple(target.shape[-2:]))  # carry the coarser result up
         loss_fn = _make_loss(extractor, cfg, target, paintings, blend)
-        x = optimize(x, loss_fn, n, run, f"scale {k + 1}/{len(sizes)}", cfg.optimizer, cfg.lr)
+        try:
+            x = optimize(x, loss_fn, steps[k], run, f"scale {k + 1}/{len(sizes)}",
+                         cfg.optimizer, cfg.lr, resume=resume if k == first else None)
+        except Cancelled as exc:
+            if exc.state is not None:
+                exc.checkpoint = _checkpoint(cfg, fingerprint, k, exc.state, exc.partial, run)
+            raise
     if cfg.preserve_color == "luminance":
         x = I.transfer_luminance(x, photo)
     return x.cpu()
+
+
+# ------------------------------------------------------------------ checkpoints
+
+CHECKPOINT_FORMAT = "painterly-style-checkpoint"
+CHECKPOINT_VERSION = 1
+_NOT_COMPARED = ("preview_every",)  # settings that don't change the picture
+
+
+def input_fingerprint(photo: torch.Tensor, paintings: list[torch.Tensor]) -> dict:
+    """sha256 of the decoded content and style pictures (pixels and shape)."""
+    def digest(t: torch.Tensor) -> str:
+        t = t.detach().float().cpu().contiguous()
+        return hashlib.sha256(repr(tuple(t.shape)).encode() + t.numpy().tobytes()).hexdigest()
+    return {"content": digest(photo), "styles": [digest(p) for p in paintings]}
+
+
+def _settings(cfg: TransferConfig) -> dict:
+    values = json.loads(json.dumps(asdict(cfg)))  # tuples -> lists, as stored
+    return {k: v for k, v in values.items() if k not in _NOT_COMPARED}
+
+
+def _checkpoint(cfg: TransferConfig, fingerprint: dict, scale: int, state: dict,
+                picture: torch.Tensor, run: Run) -> dict:
+    from . import __version__  # painterly/__init__ imports this module
+    return {"format": CHECKPOINT_FORMAT, "version": CHECKPOINT_VERSION,
+            "painterly": __version__, "torch": str(torch.__version__),
+            "config": json.dumps(_settings(cfg)), "seed": cfg.seed,
+            "inputs": fingerprint, "scale": scale, "iteration": int(state["iteration"]),
+            "step": run.step, "total": run.total, "picture": picture.detach().cpu(),
+            "optimizer": state["optimizer"]}
+
+
+def save_checkpoint(checkpoint: dict, path: str | os.PathLike) -> Path:
+    """Write a checkpoint (``Cancelled.checkpoint``) atomically: temp file, then rename."""
+    path = Path(path)
+    I._atomic_write(path, lambda f: torch.save(checkpoint, f))
+    return path
+
+
+def load_checkpoint(path: str | os.PathLike) -> dict:
+    """Read a checkpoint written by :func:`save_checkpoint`; tensors and plain values only."""
+    name = str(path)
+    try:
+        data = torch.load(name, map_location="cpu", weights_only=True)
+    except FileNotFoundError as exc:
+        raise CheckpointError(f"no such checkpoint: {name}", "check the --resume path") from exc
+    except IsADirectoryError as exc:
+        raise CheckpointError(f"checkpoint {name} is a folder", "pass the .ckpt file") from exc
+    except (pickle.UnpicklingError, RuntimeError, EOFError, OSError, ValueError,
+            AttributeError, TypeError) as exc:
+        first_line = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
+        raise CheckpointError(f"{name} is not a readable painterly checkpoint ({first_line})",
+                              "start afresh without --resume") from exc
+    if not isinstance(data, dict) or data.get("format") != CHECKPOINT_FORMAT:
+        raise CheckpointError(f"{name} is not a painterly style checkpoint",
+                              "pass the OUT.ckpt file an interrupted 'painterly style' wrote")
+    if data.get("version") != CHECKPOINT_VERSION:
+        raise CheckpointError(f"checkpoint {name} has version {data.get('version')!r}; this "
+                              f"painterly reads version {CHECKPOINT_VERSION}",
+                              "start afresh without --resume")
+    return data
+
+
+def check_checkpoint(checkpoint: dict, cfg: TransferConfig, fingerprint: dict,
+                     n_scales: int) -> None:
+    """Refuse a checkpoint made for other pictures or settings (CheckpointError, exit 2)."""
+    again = "use the same pictures and settings as the interrupted run, or start afresh"
+    saved = checkpoint.get("inputs", {})
+    if saved.get("content") != fingerprint["content"]:
+        raise CheckpointError("checkpoint was made for a different content image (sha256 "
+                              f"{str(saved.get('content'))[:12]}…, this one "
+                              f"{fingerprint['content'][:12]}…)", again)
+    if saved.get("styles") != fingerprint["styles"]:
+        raise CheckpointError("checkpoint was made for different style images", again)
+    try:
+        settings = json.loads(checkpoint["config"])
+    except (KeyError, TypeError, ValueError) as exc:
+        raise CheckpointError("checkpoint has no readable settings", again) from exc
+    current = _settings(cfg)
+    changed = [f"{k}: {settings.get(k)!r} → {v!r}" for k, v in current.items()
+               if settings.get(k) != v]
+    if changed:
+        raise CheckpointError(f"checkpoint was made for different settings ({'; '.join(changed[:3])})",
+                              again)
+    if not (0 <= checkpoint.get("scale", -1) < n_scales) or checkpoint.get("iteration", -1) < 0:
+        raise CheckpointError("checkpoint position is outside the schedule", again)
+
+
+# ------------------------------------------------------------------ memory
+
+# Calibrated against the peak RSS of `painterly style` runs with VGG16 on CPU (see
+# tests/test_reliability_jobs.py and the numbers in docs): the process itself with torch
+# imported, then per weight byte, then per byte of the activations kept for the backward pass.
+_BASE_BYTES = 330 * 2**20
+_WEIGHT_FACTOR = 2.5
+_ACTIVATION_FACTOR = 1.3
+_PICTURE_BYTES = 150  # per pixel: the picture, its gradient, targets, resampling temporaries
+
+
+def _fit(h: int, w: int, long_side: int) -> tuple[int, int]:
+    scale = long_side / max(h, w)
+    return max(1, round(h * scale)), max(1, round(w * scale))
+
+
+def estimate_peak_bytes(cfg: TransferConfig, h: int, w: int,
+                        device: Optional[torch.device] = None, input_pixels: int = 0) -> int:
+    """Estimated peak resident memory of a style transfer whose output is ``h``×``w``, in bytes.
+
+    process (torch) + the network's weights × 2.5 (file, net, casts) + per output pixel:
+    1.3 × the activations kept for the backward pass (every conv and ReLU up to the deepest
+    layer used; bf16 halves them but adds fp32 copies of the loss layers) + the optimiser's
+    state: L-BFGS 12·(2·history + 4) bytes (history = min(20, iterations of the last scale)),
+    Adam 12·5 bytes + 150 bytes for the picture and its companions; + 12 bytes per pixel of
+    the input pictures (``input_pixels``, all of them) as float tensors. The finest scale
+    sets the peak.
+    """
+    arch = "vgg16" if cfg.model == "tiny" else cfg.model
+    width = 1 / 16 if cfg.model == "tiny" else 1.0
+    device = device or torch.device("cpu")
+    precision = resolve_precision(cfg.precision, device)
+    layers = tuple(cfg.content_layers) + tuple(cfg.style_layers)
+    act_floats, loss_floats, weight_count = _vgg_costs(arch, width, layers)
+    if precision == "bf16":
+        act_bytes = 2 * act_floats + 4 * loss_floats
+    else:
+        act_bytes = 4 * act_floats
+    sizes = scale_sizes(cfg.size, min(cfg.min_size, cfg.size))
+    last_iterations = iteration_schedule(cfg, len(sizes))[-1]
+    if cfg.optimizer == "lbfgs":
+        opt_bytes = 12 * (2 * min(LBFGS_HISTORY, max(last_iterations - 1, 0)) + 4)
+    else:
+        opt_bytes = 12 * 5
+    pixels = h * w
+    return int(_BASE_BYTES + _WEIGHT_FACTOR * 4 * weight_count + 12 * input_pixels
+               + pixels * (_ACTIVATION_FACTOR * act_bytes + opt_bytes + _PICTURE_BYTES))
+
+
+def _vgg_costs(arch: str, width: float, layers: tuple[str, ...]) -> tuple[float, float, int]:
+    """Per input pixel: activations kept for backward, those copied to fp32; weight count."""
+    from .nets import layer_index, layer_names
+    names = layer_names(arch)
+    deepest = max(layer_index(arch, name) for name in layers)
+    act = loss = 0.0
+    weights, in_ch, area, i = 0, 3, 1.0, 0
+    for item in VGG_CONFIGS[arch]:  # the whole net's weights are loaded, even if cut
+        if item == "M":
+            area /= 4
+            if i <= deepest:
+                act += in_ch * area  # pooling output
+            i += 1
+            continue
+        ch = max(2, round(item * width))
+        weights += ch * in_ch * 9 + ch
+        if i <= deepest:
+            act += 2 * ch * area  # conv output and ReLU output
+            if names[i + 1] in layers:
+                loss += ch * area
+        in_ch, i = ch, i + 2
+    return act, loss, weights
 
 
 def _blend_weights(cfg: TransferConfig, n: int) -> list[float]:
