@@ -188,6 +188,14 @@ def test_cli_fast_on_a_folder_keeps_going_past_a_bad_picture(tiny_decoder, tmp_p
     assert record["failed"] == 1 and len(record["outputs"]) == 2
 
 
+@pytest.mark.parametrize("command,config", [("fast", FastConfig), ("train-fast", TrainConfig)])
+def test_every_config_field_has_a_flag(command, config):
+    from dataclasses import fields
+    sub = next(a for a in cli.build_parser()._actions if a.dest == "command")
+    flags = {a.dest for a in sub.choices[command]._actions}
+    assert {f.name for f in fields(config)} <= flags
+
+
 def test_cli_train_fast_then_fast(corpora, tmp_path):
     out = tmp_path / "run"
     assert cli.main(["train-fast", "--photos", str(corpora / "photos"), "--paintings",

@@ -9,8 +9,9 @@ from pathlib import Path
 
 from . import __version__
 from . import image as I
-from .cli import _cancel_on_signals, _floats, _Reporter, add_input_flags, input_options
-from .errors import ConfigError, InputImageError, OutputError, PainterlyError
+from .cli import (_cancel_on_signals, _floats, _Reporter, _with_signal, add_input_flags,
+                  input_options)
+from .errors import Cancelled, ConfigError, InputImageError, OutputError, PainterlyError
 from .fast import FastConfig, FastStylizer
 from .fast_train import TrainConfig, train
 
@@ -67,7 +68,7 @@ def _add_train_parser(sub) -> None:
     p.add_argument("--out", default=TRAIN.out, help="folder for checkpoint, decoder, preview, "
                    "log (%(default)s)")
     p.add_argument("--resume", action="store_true", help="continue the checkpoint in --out")
-    for name in ("steps", "batch", "crop", "preview_every", "seed", "threads"):
+    for name in ("steps", "warmup_steps", "batch", "crop", "preview_every", "seed", "threads"):
         p.add_argument(f"--{name.replace('_', '-')}", type=int, default=getattr(TRAIN, name),
                        help="(%(default)s)")
     for name in ("lr", "lr_decay", "style_weight", "gram_weight", "checkpoint_minutes"):
@@ -78,6 +79,7 @@ def _add_train_parser(sub) -> None:
                    help="decoder width factor; < 1 only for tests (%(default)s)")
     p.add_argument("--weights", default=TRAIN.weights, help="VGG16 weights: name or file")
     p.add_argument("--device", default=TRAIN.device)
+    p.add_argument("--precision", choices=("auto", "fp32", "bf16"), default=TRAIN.precision)
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=run_train)
 
@@ -156,15 +158,20 @@ def _jobs(args) -> list[tuple[str, Path]]:
 def run_train(args) -> int:
     config = TrainConfig(
         photos=args.photos, paintings=args.paintings, out=args.out, steps=args.steps,
+        warmup_steps=args.warmup_steps,
         batch=args.batch, crop=args.crop, lr=args.lr, lr_decay=args.lr_decay,
         style_weight=args.style_weight, gram_weight=args.gram_weight,
         checkpoint_minutes=args.checkpoint_minutes, preview_every=args.preview_every,
         seed=args.seed, model=args.model, weights=args.weights,
-        decoder_scale=args.decoder_scale, device=args.device, threads=args.threads)
+        decoder_scale=args.decoder_scale, device=args.device, precision=args.precision,
+        threads=args.threads)
     args.save_every, args.json = 0, False  # what the shared progress reporter reads
     say = (lambda s: None) if args.quiet else (lambda s: print(f"painterly: {s}", file=sys.stderr))
     with _Reporter(args, Path(args.out) / "preview.png") as reporter, \
             _cancel_on_signals() as cancel:
-        path = train(config, resume=args.resume, callback=reporter, cancel=cancel, log=say)
+        try:
+            path = train(config, resume=args.resume, callback=reporter, cancel=cancel, log=say)
+        except Cancelled as exc:
+            raise _with_signal(exc, cancel) from exc  # exit 130 (Ctrl-C) or 143 (SIGTERM)
     say(f"wrote {path}; use it with: painterly fast PHOTO STYLE --decoder {path}")
     return 0
