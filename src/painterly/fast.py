@@ -31,6 +31,7 @@ EPS = 1e-5
 # Caffe-convention VGG features are large (relu4_1's deviation is ~370 on photos); scaling
 # them to O(1) lets the decoder train from the default initialisation without blowing up.
 INPUT_SCALE = 1 / 256
+MARGIN = 16  # pixels of mirrored border around the photo while it is encoded and decoded
 
 
 def feature_stats(features: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -175,7 +176,7 @@ class FastStylizer:
 
     def render(self, photo: torch.Tensor, paintings: list[torch.Tensor],
                blend: list[float]) -> torch.Tensor:
-        f_c = self._encode(photo.to(self.device))
+        f_c = self.content_features(photo)
         target = torch.zeros_like(f_c)
         for painting, w in zip(paintings, blend):
             mean, std = self.style_stats(painting)
@@ -183,8 +184,19 @@ class FastStylizer:
         alpha = self.cfg.strength
         target = alpha * target + (1 - alpha) * f_c
         out = self._decode(target)
-        # The decoder sees a picture padded to a multiple of 8 by the encoder's pooling; crop back.
-        return out[..., : photo.shape[-2], : photo.shape[-1]].float().clamp(0, 1).cpu()
+        h, w = photo.shape[-2:]
+        return out[..., MARGIN: MARGIN + h, MARGIN: MARGIN + w].float().clamp(0, 1).cpu()
+
+    def content_features(self, photo: torch.Tensor) -> torch.Tensor:
+        """relu4_1 of the photo with a mirrored margin, padded to a multiple of 8.
+
+        VGG pads with zeros, which the decoder renders as a bright frame at the picture's
+        edges; a mirrored margin, cropped off after decoding, moves that frame out of view.
+        """
+        h, w = photo.shape[-2:]
+        x = nn.functional.pad(photo.to(self.device), (MARGIN,) * 4, mode="reflect")
+        x = nn.functional.pad(x, (0, -w % 8, 0, -h % 8), mode="replicate")
+        return self._encode(x)
 
     def style_stats(self, painting: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """relu4_1 means and deviations of a style picture, kept for the next photo of a
@@ -197,8 +209,7 @@ class FastStylizer:
         return self._style_cache[key]
 
     def _encode(self, picture: torch.Tensor) -> torch.Tensor:
-        x = _pad_to_multiple(picture, 8).contiguous(memory_format=torch.channels_last)
-        return self.encoder(x)[ENCODER_LAYER]
+        return self.encoder(picture.contiguous(memory_format=torch.channels_last))[ENCODER_LAYER]
 
     def _decode(self, features: torch.Tensor) -> torch.Tensor:
         with self.encoder._autocast():
@@ -220,12 +231,3 @@ def _blend(weights: tuple[float, ...], n: int) -> list[float]:
                           "give one weight per style picture")
     total = sum(weights)
     return [w / total for w in weights]
-
-
-def _pad_to_multiple(picture: torch.Tensor, k: int) -> torch.Tensor:
-    """Edge-pad the bottom and right edges so both sides divide by k (three 2× poolings)."""
-    h, w = picture.shape[-2:]
-    ph, pw = -h % k, -w % k
-    if ph or pw:
-        picture = nn.functional.pad(picture, (0, pw, 0, ph), mode="replicate")
-    return picture
