@@ -713,3 +713,19 @@ def test_out05_stale_lock_and_partials_from_a_dead_run_are_cleaned(pictures, tmp
     assert _decodes(out).shape == (48, 64, 3)
     left = sorted(f.name for f in tmp_path.iterdir() if f.name.startswith("."))
     assert left == [".other.png.q.partial"]  # only this output's debris is touched
+
+
+def test_job03_signal_handlers_are_restored_after_a_cancelled_run(tmp_path):
+    """A cancelled in-process run must not leave SIGINT/SIGTERM ignored: children inherit that."""
+    from painterly.cli import _cancel_on_signals
+    before = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
+    with _cancel_on_signals() as cancel:
+        os.kill(os.getpid(), signal.SIGTERM)
+        for _ in range(100):
+            if cancel.is_set():
+                break
+            time.sleep(0.01)
+        assert cancel.is_set()
+    for sig in before:  # a Python handler (reset to the default in children), never SIG_IGN
+        assert signal.getsignal(sig) not in (signal.SIG_IGN, None)
+        signal.signal(sig, before[sig])

@@ -184,6 +184,21 @@ def _add_weights_parser(sub) -> None:
     p.set_defaults(func=run_weights)
 
 
+def entry() -> None:
+    """The program (console script and ``python -m painterly``): main(), then exit.
+
+    After a signal stopped a run, exit without the interpreter's teardown: it takes a while
+    with torch loaded and resets the signal handlers, so a second Ctrl-C arriving then would
+    kill the process with a traceback-free but wrong status.
+    """
+    code = main()
+    if _SignalEvent.stopped_a_run:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
+    sys.exit(code)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     debug = "--debug" in (sys.argv[1:] if argv is None else argv)
@@ -387,6 +402,7 @@ class _SignalEvent(threading.Event):
     """A cancel event that remembers which signal set it."""
 
     signum: int | None = None
+    stopped_a_run = False  # class-wide: has any signal stopped a run in this process?
 
 
 class _Interrupted(KeyboardInterrupt):
@@ -419,14 +435,21 @@ class _cancel_on_signals:
     def _handle(self, signum, frame) -> None:
         if self.event.is_set():
             raise _Interrupted(signum)
+        _SignalEvent.stopped_a_run = True
         self.event.signum = signum
         self.event.set()
 
     def __exit__(self, *exc):
+        # After a signal stopped the run only saving and the exit are left: a late second
+        # signal exits at once (no traceback). Not SIG_IGN: an ignored signal would be
+        # inherited by every child the process starts later (a test runner's, a library
+        # user's); a Python handler is not.
         for sig, handler in self.previous.items():
-            # After a signal stopped the run only the exit is left: a late second signal
-            # must not turn it into a traceback.
-            signal.signal(sig, signal.SIG_IGN if self.event.is_set() else handler)
+            signal.signal(sig, _exit_now if self.event.is_set() else handler)
+
+
+def _exit_now(signum, frame) -> None:
+    os._exit(128 + signum)
 
 
 class _OutputLock:
