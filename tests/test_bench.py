@@ -6,11 +6,17 @@ from pathlib import Path
 BENCH = Path(__file__).resolve().parents[1] / "benchmarks" / "bench.py"
 
 
+def _load(name: str, monkeypatch):
+    """Import a benchmarks/ script as a module."""
+    spec = importlib.util.spec_from_file_location(name, BENCH.with_name(f"{name}.py"))
+    module = importlib.util.module_from_spec(spec)
+    monkeypatch.setitem(sys.modules, name, module)
+    spec.loader.exec_module(module)
+    return module
+
+
 def test_quick_benchmark_writes_its_report(tmp_path, monkeypatch):
-    spec = importlib.util.spec_from_file_location("bench", BENCH)
-    bench = importlib.util.module_from_spec(spec)
-    monkeypatch.setitem(sys.modules, "bench", bench)
-    spec.loader.exec_module(bench)
+    bench = _load("bench", monkeypatch)
     out = tmp_path / "perf.md"
     assert bench.main(["--quick", "--out", str(out)]) == 0
     text = out.read_text()
@@ -21,11 +27,7 @@ def test_quick_benchmark_writes_its_report(tmp_path, monkeypatch):
 
 
 def test_quick_fast_benchmark_writes_its_report(tmp_path, monkeypatch):
-    path = BENCH.with_name("bench_fast.py")
-    spec = importlib.util.spec_from_file_location("bench_fast", path)
-    bench = importlib.util.module_from_spec(spec)
-    monkeypatch.setitem(sys.modules, "bench_fast", bench)
-    spec.loader.exec_module(bench)
+    bench = _load("bench_fast", monkeypatch)
     out = tmp_path / "fast.md"
     assert bench.main(["--quick", "--out", str(out)]) == 0
     text = out.read_text()
