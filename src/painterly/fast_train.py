@@ -17,7 +17,7 @@ import io
 import json
 import tarfile
 import time
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Callable, Optional
 
@@ -27,7 +27,7 @@ from PIL import Image
 
 from . import image as I
 from .errors import ConfigError, InputImageError, check_option
-from .fast import (DECODER_WIDTHS, ENCODER_LAYER, INPUT_SCALE, STATS_LAYERS, adain, build_decoder,
+from .fast import (ENCODER_LAYER, INPUT_SCALE, STATS_LAYERS, adain, build_decoder,
                    decoder_metadata, feature_stats)
 from .features import NetSpec, build_extractor
 from .losses import gram_matrix, style_loss
@@ -209,8 +209,8 @@ class Trainer:
         self.decoder.eval()
         gen = torch.Generator().manual_seed(12345)
         size = max(self.cfg.crop, 192)
-        c = random_crops(self.photos, n, min(size, *_min_sides(self.photos)), gen)
-        s = random_crops(self.paintings, n, min(size, *_min_sides(self.paintings)), gen)
+        c = random_crops(self.photos, n, min(size, _min_side(self.photos)), gen)
+        s = random_crops(self.paintings, n, min(size, _min_side(self.paintings)), gen)
         c = I.resize(c, size=(size, size)).to(self.device)
         s = I.resize(s, size=(size, size)).to(self.device)
         f_c = self.encoder(c)[ENCODER_LAYER]
@@ -232,8 +232,9 @@ class Trainer:
         self.done = int(state["step"])
 
 
-def _min_sides(pictures: list[torch.Tensor]) -> tuple[int, ...]:
-    return (min(min(p.shape[-2:]) for p in pictures[:64]),)
+def _min_side(pictures: list[torch.Tensor]) -> int:
+    """The shortest side in the corpus: the largest crop every picture can give."""
+    return min(min(p.shape[-2:]) for p in pictures)
 
 
 def _relative(x: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
@@ -258,8 +259,7 @@ def export_decoder(trainer: Trainer, path: Path, last: dict[str, float]) -> None
         in_channels=trainer.in_channels, scale=cfg.decoder_scale,
         input_scale=trainer.input_scale, steps=trainer.done,
         batch=cfg.batch, crop=cfg.crop, losses=json.dumps({k: round(v, 4) for k, v in last.items()}),
-        photos=Path(cfg.photos).name, paintings=Path(cfg.paintings).name,
-        widths=json.dumps(DECODER_WIDTHS))
+        photos=Path(cfg.photos).name, paintings=Path(cfg.paintings).name)
     data = save(state, metadata=meta)
     I._atomic_write(path, lambda f: f.write(data))
 
@@ -305,8 +305,3 @@ def train(cfg: TrainConfig, resume: bool = False, callback: Optional[Callback] =
                 raise Cancelled(f"stopped at step {trainer.done}; checkpoint saved",
                                 "continue with --resume")
     return out / DECODER
-
-
-def with_overrides(cfg: TrainConfig, **changes) -> TrainConfig:
-    return replace(cfg, **{k: v for k, v in changes.items() if v is not None})
-
