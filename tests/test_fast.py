@@ -9,9 +9,9 @@ import painterly
 from painterly import cli
 from painterly import image as I
 from painterly.errors import ConfigError, WeightsError
-from painterly.fast import (DECODER_FILE, FastConfig, FastStylizer, adain, build_decoder,
-                            feature_stats, load_decoder)
-from painterly.fast_train import DECODER, TrainConfig, random_crops, train
+from painterly.fast import (DECODER_FILE, FastConfig, FastStylizer, SubpixelConv, adain,
+                            build_decoder, feature_stats, fuse_upsampling, load_decoder)
+from painterly.fast_train import DECODER, TrainConfig, load_pictures, random_crops, train
 
 from conftest import CONTENT, STYLE, picture, stripes
 
@@ -31,6 +31,29 @@ def test_decoder_upsamples_8x_without_transposed_convolutions():
     assert sum(isinstance(m, nn.ReflectionPad2d) for m in decoder.modules()) == \
         sum(isinstance(m, nn.Conv2d) for m in decoder.modules())
     assert decoder(torch.rand(1, 32, 5, 6)).shape == (1, 3, 40, 48)
+
+
+@pytest.mark.parametrize("size", [(1, 1), (2, 3), (5, 7), (9, 4)])
+def test_subpixel_conv_equals_upsample_pad_conv(size):
+    torch.manual_seed(1)
+    conv = nn.Conv2d(6, 5, 3)
+    plain = nn.Sequential(nn.Upsample(scale_factor=2, mode="nearest"), nn.ReflectionPad2d(1), conv)
+    fused = fuse_upsampling(plain)
+    assert len(fused) == 1 and isinstance(fused[0], SubpixelConv)
+    x = torch.randn(2, 6, *size)
+    with torch.no_grad():
+        assert torch.allclose(fused(x), plain(x), atol=1e-5)
+
+
+def test_fused_decoder_gives_the_same_picture():
+    torch.manual_seed(2)
+    decoder = build_decoder(32, scale=1 / 8).eval()
+    fused = fuse_upsampling(decoder)
+    assert sum(isinstance(m, SubpixelConv) for m in fused) == 3
+    assert not any(isinstance(m, nn.Upsample) for m in fused)
+    x = torch.rand(1, 32, 6, 5) * 100
+    with torch.no_grad():
+        assert torch.allclose(fused(x), decoder(x), atol=1e-4)
 
 
 def test_random_crops_are_deterministic_and_in_range():
@@ -76,6 +99,28 @@ def test_training_lowers_the_loss_and_writes_everything(tiny_decoder):
     assert all(p.dtype == torch.float32 for p in decoder.parameters())  # fp16 file, fp32 net
 
 
+def test_training_can_start_from_a_decoder_and_stop_on_time(tiny_decoder, corpora, tmp_path):
+    path = train(_train_cfg(corpora, tmp_path, steps=10_000, init=str(tiny_decoder),
+                            minutes=1e-9, warmup_steps=0))
+    decoder, meta = load_decoder(path)
+    assert meta["steps"] == "1" and meta["init"] == tiny_decoder.name  # stopped after a step
+    assert (tmp_path / "checkpoint.pt").exists()
+    start, _ = load_decoder(tiny_decoder)
+    moved = [not torch.equal(a, b) for a, b in zip(start.state_dict().values(),
+                                                   decoder.state_dict().values())]
+    assert any(moved)  # it trained on from the given weights, and only a little:
+    assert all(torch.allclose(a, b, atol=0.05) for a, b in
+               zip(start.state_dict().values(), decoder.state_dict().values()))
+    with pytest.raises(ConfigError, match="does not fit"):
+        train(_train_cfg(corpora, tmp_path / "x", init=str(tiny_decoder), decoder_scale=1 / 8))
+
+
+def test_small_training_pictures_are_scaled_up_to_the_crop(tmp_path):
+    I.save_image(picture(20, 30), tmp_path / "small.png")
+    [pic] = load_pictures(str(tmp_path), 32)
+    assert pic.dtype == torch.uint8 and pic.shape == (3, 32, 48)
+
+
 def test_resume_continues_to_the_same_decoder(corpora, tmp_path):
     unbroken = train(_train_cfg(corpora, tmp_path / "a", steps=4))
     train(_train_cfg(corpora, tmp_path / "b", steps=2))
@@ -109,6 +154,19 @@ def test_fast_stylize_keeps_odd_sizes(tiny_decoder):
     assert smaller.shape == (1, 3, 30, 40)
     kept = painterly.fast_stylize(photo, style, _tiny(tiny_decoder, size=96))
     assert kept.shape == (1, 3, 50, 67)  # never scaled up
+
+
+def test_work_size_paints_small_and_scales_up(tiny_decoder):
+    photo, style = picture(60, 80), stripes(40, 40)
+    recorder = _Recorder()
+    stylizer = FastStylizer(_tiny(tiny_decoder, size=0, work_size=40), decoder=recorder)
+    out = stylizer(photo, style)
+    assert out.shape == (1, 3, 60, 80)
+    # relu4_1 of the 30×40 working picture with its mirrored margin, padded to ×8: 1/8 size
+    assert recorder.seen.shape[-2:] == ((30 + 32 + 2) // 8, (40 + 32) // 8)
+    full = FastStylizer(_tiny(tiny_decoder, size=0, work_size=0), decoder=recorder)
+    full(photo, style)
+    assert recorder.seen.shape[-2:] == ((60 + 32 + 4) // 8, (80 + 32) // 8)
 
 
 class _Recorder(nn.Module):

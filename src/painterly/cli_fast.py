@@ -9,7 +9,7 @@ from pathlib import Path
 
 from . import __version__
 from . import image as I
-from .cli import (_cancel_on_signals, _floats, _Reporter, _with_signal, add_input_flags,
+from .cli import (_cancel_on_signals, _floats, _names, _Reporter, _with_signal, add_input_flags,
                   input_options)
 from .errors import Cancelled, ConfigError, InputImageError, OutputError, PainterlyError
 from .fast import FastConfig, FastStylizer
@@ -38,6 +38,10 @@ def _add_fast_parser(sub) -> None:
     p.add_argument("--size", type=int, default=DEFAULTS.size,
                    help="larger photos are scaled down to this long side; 0 = keep every "
                    "photo's size (%(default)s)")
+    p.add_argument("--work-size", type=int, default=DEFAULTS.work_size,
+                   help="the network paints at most this long side and larger results are "
+                   "scaled up from it: faster, larger strokes; 0 = paint at full size "
+                   "(%(default)s)")
     p.add_argument("--style-size", type=int, default=DEFAULTS.style_size,
                    help="long side the style picture is read at; 0 = the output's (%(default)s)")
     p.add_argument("--strength", type=float, default=DEFAULTS.strength,
@@ -71,12 +75,17 @@ def _add_train_parser(sub) -> None:
     for name in ("steps", "warmup_steps", "batch", "crop", "preview_every", "seed", "threads"):
         p.add_argument(f"--{name.replace('_', '-')}", type=int, default=getattr(TRAIN, name),
                        help="(%(default)s)")
-    for name in ("lr", "lr_decay", "style_weight", "gram_weight", "checkpoint_minutes"):
+    for name in ("lr", "lr_decay", "style_weight", "gram_weight", "checkpoint_minutes",
+                 "minutes"):
         p.add_argument(f"--{name.replace('_', '-')}", type=float, default=getattr(TRAIN, name),
                        help="(%(default)s)")
+    p.add_argument("--gram-layers", type=_names, default=TRAIN.gram_layers,
+                   help="layers of the Gram term, comma-separated (%(default)s)")
     p.add_argument("--model", choices=("vgg16", "tiny"), default=TRAIN.model)
     p.add_argument("--decoder-scale", type=float, default=TRAIN.decoder_scale,
                    help="decoder width factor; < 1 only for tests (%(default)s)")
+    p.add_argument("--init", default=TRAIN.init, metavar="DECODER",
+                   help="start from this decoder file (fine-tune) instead of a fresh one")
     p.add_argument("--weights", default=TRAIN.weights, help="VGG16 weights: name or file")
     p.add_argument("--device", default=TRAIN.device)
     p.add_argument("--precision", choices=("auto", "fp32", "bf16"), default=TRAIN.precision)
@@ -88,7 +97,7 @@ def _add_train_parser(sub) -> None:
 
 
 def config_from_args(args) -> FastConfig:
-    return FastConfig(size=args.size, style_size=args.style_size, strength=args.strength,
+    return FastConfig(size=args.size, work_size=args.work_size, style_size=args.style_size, strength=args.strength,
                       style_weights=args.style_weights, preserve_color=args.preserve_color,
                       decoder=args.decoder, weights=args.weights, model=args.model,
                       device=args.device, precision=args.precision)
@@ -160,10 +169,11 @@ def run_train(args) -> int:
         photos=args.photos, paintings=args.paintings, out=args.out, steps=args.steps,
         warmup_steps=args.warmup_steps,
         batch=args.batch, crop=args.crop, lr=args.lr, lr_decay=args.lr_decay,
-        style_weight=args.style_weight, gram_weight=args.gram_weight,
-        checkpoint_minutes=args.checkpoint_minutes, preview_every=args.preview_every,
+        style_weight=args.style_weight, gram_weight=args.gram_weight, gram_layers=args.gram_layers,
+        checkpoint_minutes=args.checkpoint_minutes, minutes=args.minutes,
+        preview_every=args.preview_every,
         seed=args.seed, model=args.model, weights=args.weights,
-        decoder_scale=args.decoder_scale, device=args.device, precision=args.precision,
+        decoder_scale=args.decoder_scale, init=args.init, device=args.device, precision=args.precision,
         threads=args.threads)
     args.save_every, args.json = 0, False  # what the shared progress reporter reads
     say = (lambda s: None) if args.quiet else (lambda s: print(f"painterly: {s}", file=sys.stderr))
