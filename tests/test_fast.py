@@ -10,7 +10,8 @@ from painterly import cli
 from painterly import image as I
 from painterly.errors import ConfigError, WeightsError
 from painterly.fast import (DECODER_FILE, FastConfig, FastStylizer, SubpixelConv, adain,
-                            build_decoder, feature_stats, fuse_upsampling, load_decoder)
+                            build_decoder, feature_stats, fuse_upsampling, load_decoder,
+                            style_statistics, wct)
 from painterly.fast_train import DECODER, TrainConfig, load_pictures, random_crops, train
 
 from conftest import CONTENT, STYLE, picture, stripes
@@ -31,6 +32,24 @@ def test_decoder_upsamples_8x_without_transposed_convolutions():
     assert sum(isinstance(m, nn.ReflectionPad2d) for m in decoder.modules()) == \
         sum(isinstance(m, nn.Conv2d) for m in decoder.modules())
     assert decoder(torch.rand(1, 32, 5, 6)).shape == (1, 3, 40, 48)
+
+
+def test_wct_gives_the_style_covariance():
+    torch.manual_seed(3)
+    mix = torch.randn(8, 8)
+    content = (mix @ torch.randn(1, 8, 300)).reshape(1, 8, 15, 20) + 2
+    style = (torch.randn(8, 8) @ torch.randn(1, 8, 240)).reshape(1, 8, 12, 20) - 1
+    out = wct(content, style_statistics(style))
+
+    def moments(f):
+        x = f.flatten(2)[0]
+        return x.mean(1), torch.cov(x, correction=0)
+    (m_out, c_out), (m_s, c_s) = moments(out), moments(style)
+    assert torch.allclose(m_out, m_s, atol=1e-3)
+    assert torch.allclose(c_out, c_s, atol=1e-2 * c_s.abs().max())
+    c_adain = moments(adain(content, *feature_stats(style)))[1]
+    assert torch.allclose(c_adain.diagonal(), c_s.diagonal(), rtol=1e-2)
+    assert not torch.allclose(c_adain, c_s, atol=1e-2 * c_s.abs().max())  # only the diagonal
 
 
 @pytest.mark.parametrize("size", [(1, 1), (2, 3), (5, 7), (9, 4)])
@@ -177,14 +196,17 @@ class _Recorder(nn.Module):
         return torch.full((1, 3, features.shape[-2] * 8, features.shape[-1] * 8), 0.5)
 
 
-@pytest.mark.parametrize("strength", [0.0, 0.5, 1.0])
-def test_strength_blends_photo_and_adain_features(tiny_decoder, strength):
+@pytest.mark.parametrize("strength,whiten", [(0.0, 0.5), (0.5, 0.0), (1.0, 0.0), (1.0, 0.5)])
+def test_strength_blends_photo_and_adain_features(tiny_decoder, strength, whiten):
     photo, style = picture(48, 64), stripes(40, 40)
     recorder = _Recorder()
-    stylizer = FastStylizer(_tiny(tiny_decoder, size=0, strength=strength), decoder=recorder)
+    stylizer = FastStylizer(_tiny(tiny_decoder, size=0, strength=strength, whiten=whiten),
+                            decoder=recorder)
     stylizer(photo, style)
     f_c = stylizer.content_features(photo)
-    full = adain(f_c, *feature_stats(stylizer._encode(I.resize(style, long_side=64))))
+    f_s = stylizer._encode(I.resize(style, long_side=64))
+    full = (1 - whiten) * adain(f_c, *feature_stats(f_s)) + \
+        whiten * wct(f_c, style_statistics(f_s))
     assert torch.allclose(recorder.seen, strength * full + (1 - strength) * f_c, atol=1e-4)
 
 

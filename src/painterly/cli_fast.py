@@ -46,6 +46,9 @@ def _add_fast_parser(sub) -> None:
                    help="long side the style picture is read at; 0 = the output's (%(default)s)")
     p.add_argument("--strength", type=float, default=DEFAULTS.strength,
                    help="0 = the photo, 1 = full style (%(default)s)")
+    p.add_argument("--whiten", type=float, default=DEFAULTS.whiten,
+                   help="0 = AdaIN (channel means and deviations), 1 = WCT (the whole channel "
+                   "covariance: stronger texture); between blends them (%(default)s)")
     p.add_argument("--style-weights", type=_floats, default=DEFAULTS.style_weights,
                    help="blend of several styles, e.g. 0.5,0.5")
     p.add_argument("--preserve-color", choices=("none", "luminance", "histogram"),
@@ -75,7 +78,7 @@ def _add_train_parser(sub) -> None:
     for name in ("steps", "warmup_steps", "batch", "crop", "preview_every", "seed", "threads"):
         p.add_argument(f"--{name.replace('_', '-')}", type=int, default=getattr(TRAIN, name),
                        help="(%(default)s)")
-    for name in ("lr", "lr_decay", "style_weight", "gram_weight", "checkpoint_minutes",
+    for name in ("lr", "lr_decay", "style_weight", "gram_weight", "whiten", "checkpoint_minutes",
                  "minutes"):
         p.add_argument(f"--{name.replace('_', '-')}", type=float, default=getattr(TRAIN, name),
                        help="(%(default)s)")
@@ -97,7 +100,7 @@ def _add_train_parser(sub) -> None:
 
 
 def config_from_args(args) -> FastConfig:
-    return FastConfig(size=args.size, work_size=args.work_size, style_size=args.style_size, strength=args.strength,
+    return FastConfig(size=args.size, work_size=args.work_size, style_size=args.style_size, strength=args.strength, whiten=args.whiten,
                       style_weights=args.style_weights, preserve_color=args.preserve_color,
                       decoder=args.decoder, weights=args.weights, model=args.model,
                       device=args.device, precision=args.precision)
@@ -170,6 +173,7 @@ def run_train(args) -> int:
         warmup_steps=args.warmup_steps,
         batch=args.batch, crop=args.crop, lr=args.lr, lr_decay=args.lr_decay,
         style_weight=args.style_weight, gram_weight=args.gram_weight, gram_layers=args.gram_layers,
+        whiten=args.whiten,
         checkpoint_minutes=args.checkpoint_minutes, minutes=args.minutes,
         preview_every=args.preview_every,
         seed=args.seed, model=args.model, weights=args.weights,

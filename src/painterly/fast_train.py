@@ -27,8 +27,8 @@ from PIL import Image
 
 from . import image as I
 from .errors import ConfigError, InputImageError, check_option
-from .fast import (ENCODER_LAYER, INPUT_SCALE, STATS_LAYERS, adain, build_decoder,
-                   decoder_metadata, feature_stats)
+from .fast import (ENCODER_LAYER, INPUT_SCALE, STATS_LAYERS, build_decoder, decoder_metadata,
+                   feature_stats, style_statistics, transform)
 from .features import NetSpec, build_extractor
 from .losses import gram_matrix, style_loss
 from .nets.vgg import layer_names
@@ -56,6 +56,7 @@ class TrainConfig:
     style_weight: float = 1.0           # λ, on the mean/deviation terms
     gram_weight: float = 0.5            # γ
     gram_layers: tuple[str, ...] = STATS_LAYERS  # where the Gram term is taken
+    whiten: float = 0.5                 # the AdaIN/WCT blend the decoder learns to paint
     checkpoint_minutes: float = 5.0
     minutes: float = 0.0                # stop, with a checkpoint, after this long; 0 = no limit
     preview_every: int = 250            # steps; 0 = only at checkpoints
@@ -78,6 +79,7 @@ class TrainConfig:
                      self.checkpoint_minutes, "a number > 0")
         check_option(bool(self.gram_layers) and set(self.gram_layers) <= set(layer_names("vgg16")),
                      "gram_layers", ",".join(self.gram_layers), "VGG16 layer names, e.g. relu5_1")
+        check_option(0 <= self.whiten <= 1, "whiten", self.whiten, "a number in [0, 1]")
         check_option(self.minutes >= 0, "minutes", self.minutes, "a number ≥ 0 (0 = no limit)")
 
 
@@ -183,7 +185,7 @@ class Trainer:
         with torch.no_grad():
             f_c = self.encoder(content)[ENCODER_LAYER]
             f_s = self.encoder(style)
-            target = adain(f_c, *feature_stats(f_s[ENCODER_LAYER]))
+            target = transform(f_c, style_statistics(f_s[ENCODER_LAYER]), cfg.whiten)
         with self.encoder._autocast():
             output = self.decoder(target)
         f_o = self.encoder(output.float())
@@ -237,7 +239,8 @@ class Trainer:
         c = I.resize(c, size=(size, size)).to(self.device)
         s = I.resize(s, size=(size, size)).to(self.device)
         f_c = self.encoder(c)[ENCODER_LAYER]
-        target = adain(f_c, *feature_stats(self.encoder(s)[ENCODER_LAYER]))
+        target = transform(f_c, style_statistics(self.encoder(s)[ENCODER_LAYER]),
+                           self.cfg.whiten)
         with self.encoder._autocast():
             out = self.decoder(target).float().clamp(0, 1)
         rows = [torch.cat([c[i], s[i], out[i]], dim=-1) for i in range(n)]
@@ -282,7 +285,7 @@ def export_decoder(trainer: Trainer, path: Path, last: dict[str, float]) -> None
         in_channels=trainer.in_channels, scale=cfg.decoder_scale,
         input_scale=trainer.input_scale, steps=trainer.done,
         init=Path(cfg.init).name if cfg.init else "", gram_layers=",".join(cfg.gram_layers),
-        style_weight=cfg.style_weight, gram_weight=cfg.gram_weight,
+        style_weight=cfg.style_weight, gram_weight=cfg.gram_weight, whiten=cfg.whiten,
         batch=cfg.batch, crop=cfg.crop, losses=json.dumps({k: round(v, 4) for k, v in last.items()}),
         photos=Path(cfg.photos).name, paintings=Path(cfg.paintings).name)
     data = save(state, metadata=meta)
