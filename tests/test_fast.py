@@ -298,6 +298,6 @@ def test_shipped_decoder_stylises_the_shared_pair(real_weights):
     photo = I.resize(I.load_image(content), long_side=256)
     assert out.shape == photo.shape
     before, after = distances(photo, content, style), distances(out, content, style)
-    assert after["style"] < 0.7 * before["style"], (before, after)  # 0.73 -> 0.46 measured
-    assert after["content"] < 1.3, after
+    assert after["style"] < 0.7 * before["style"], (before, after)  # 0.73 -> 0.39 measured
+    assert after["content"] < 1.35, after  # 1.28 measured at 256 px (1.05 at 512)
     assert (out - photo).abs().mean() > 0.05
