@@ -120,7 +120,7 @@ def test_training_lowers_the_loss_and_writes_everything(tiny_decoder):
 
 def test_training_can_start_from_a_decoder_and_stop_on_time(tiny_decoder, corpora, tmp_path):
     path = train(_train_cfg(corpora, tmp_path, steps=10_000, init=str(tiny_decoder),
-                            minutes=1e-9, warmup_steps=0))
+                            minutes=1e-9, warmup_steps=0, whiten=0.0))
     decoder, meta = load_decoder(path)
     assert meta["steps"] == "1" and meta["init"] == tiny_decoder.name  # stopped after a step
     assert (tmp_path / "checkpoint.pt").exists()

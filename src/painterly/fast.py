@@ -51,12 +51,12 @@ class StyleStats(NamedTuple):
     """What AdaIN and WCT need of a painting's relu4_1 features."""
     mean: torch.Tensor       # [B, C, 1, 1]
     std: torch.Tensor        # [B, C, 1, 1]
-    values: torch.Tensor     # [B, C]     eigenvalues of the channel covariance
-    vectors: torch.Tensor    # [B, C, C]  its eigenvectors
+    values: Optional[torch.Tensor]   # [B, C]     eigenvalues of the channel covariance
+    vectors: Optional[torch.Tensor]  # [B, C, C]  its eigenvectors (None: AdaIN only)
 
 
-def style_statistics(features: torch.Tensor) -> StyleStats:
-    values, vectors = _covariance_eigen(features)
+def style_statistics(features: torch.Tensor, covariance: bool = True) -> StyleStats:
+    values, vectors = _covariance_eigen(features) if covariance else (None, None)
     return StyleStats(*feature_stats(features), values, vectors)
 
 

@@ -28,7 +28,7 @@ from PIL import Image
 from . import image as I
 from .errors import ConfigError, InputImageError, check_option
 from .fast import (ENCODER_LAYER, INPUT_SCALE, STATS_LAYERS, build_decoder, decoder_metadata,
-                   feature_stats, style_statistics, transform)
+                   feature_stats, load_decoder, style_statistics, transform)
 from .features import NetSpec, build_extractor
 from .losses import gram_matrix, style_loss
 from .nets.vgg import layer_names
@@ -158,7 +158,6 @@ class Trainer:
         self.input_scale = INPUT_SCALE if cfg.model == "vgg16" else 1.0
         self.decoder = build_decoder(in_channels, cfg.decoder_scale, self.input_scale)
         if cfg.init:
-            from .fast import load_decoder
             try:
                 self.decoder.load_state_dict(load_decoder(cfg.init)[0].state_dict())
             except RuntimeError as exc:
@@ -185,7 +184,8 @@ class Trainer:
         with torch.no_grad():
             f_c = self.encoder(content)[ENCODER_LAYER]
             f_s = self.encoder(style)
-            target = transform(f_c, style_statistics(f_s[ENCODER_LAYER]), cfg.whiten)
+            target = transform(f_c, style_statistics(f_s[ENCODER_LAYER], cfg.whiten > 0),
+                               cfg.whiten)
         with self.encoder._autocast():
             output = self.decoder(target)
         f_o = self.encoder(output.float())
@@ -239,8 +239,8 @@ class Trainer:
         c = I.resize(c, size=(size, size)).to(self.device)
         s = I.resize(s, size=(size, size)).to(self.device)
         f_c = self.encoder(c)[ENCODER_LAYER]
-        target = transform(f_c, style_statistics(self.encoder(s)[ENCODER_LAYER]),
-                           self.cfg.whiten)
+        target = transform(f_c, style_statistics(self.encoder(s)[ENCODER_LAYER],
+                                                  self.cfg.whiten > 0), self.cfg.whiten)
         with self.encoder._autocast():
             out = self.decoder(target).float().clamp(0, 1)
         rows = [torch.cat([c[i], s[i], out[i]], dim=-1) for i in range(n)]
