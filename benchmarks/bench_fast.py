@@ -71,14 +71,13 @@ def peer_method():
 
 
 def measure(name: str, method, pairs, sizes, repeats: int, ref, folder: Path,
-            times_only: bool = False) -> dict:
+            times_only: bool = False, tag: str = "") -> dict:
     row = {"name": name, "outputs": []}
     photo, style = pairs[0][1], pairs[0][3]
     for size in sizes:
         row[f"t{size}"] = median_time(lambda: method(photo, style, size), repeats)
         row[f"u{size}"] = median_time(lambda: method(photo, style, size, cached=False), repeats)
-    tag = name.split()[0] + ("_full" if "work-size" in name else "")
-    I.save_image(method(photo, style, sizes[1]), folder / f"fast_{tag}_{sizes[1]}.jpg")
+    I.save_image(method(photo, style, sizes[1]), folder / f"fast_{tag or name}_{sizes[1]}.jpg")
     if times_only:
         return row
     scores = []
@@ -126,7 +125,8 @@ def main(argv=None) -> int:
     repeats = 1 if args.quick else args.repeats
     rows = [measure(name, m, pairs, sizes, repeats, ref, folder) for name, m in methods]
     # Below the work size both paint the same picture; only the time at the larger size differs.
-    rows.insert(1, measure(*full, pairs, sizes, repeats, ref, folder, times_only=True))
+    rows.insert(1, measure(*full, pairs, sizes, repeats, ref, folder, times_only=True,
+                           tag="painterly_full"))
     I.save_image(grid(pairs[: len(styles)], rows[0]["outputs"][: len(styles)]),
                  folder / "fast_grid.jpg")
     out_md.write_text("\n".join(_report(rows, pairs, sizes, args.quick, peer is None)) + "\n")

@@ -100,7 +100,8 @@ def _add_train_parser(sub) -> None:
 
 
 def config_from_args(args) -> FastConfig:
-    return FastConfig(size=args.size, work_size=args.work_size, style_size=args.style_size, strength=args.strength, whiten=args.whiten,
+    return FastConfig(size=args.size, work_size=args.work_size, style_size=args.style_size,
+                      strength=args.strength, whiten=args.whiten,
                       style_weights=args.style_weights, preserve_color=args.preserve_color,
                       decoder=args.decoder, weights=args.weights, model=args.model,
                       device=args.device, precision=args.precision)
@@ -172,12 +173,13 @@ def run_train(args) -> int:
         photos=args.photos, paintings=args.paintings, out=args.out, steps=args.steps,
         warmup_steps=args.warmup_steps,
         batch=args.batch, crop=args.crop, lr=args.lr, lr_decay=args.lr_decay,
-        style_weight=args.style_weight, gram_weight=args.gram_weight, gram_layers=args.gram_layers,
-        whiten=args.whiten,
+        style_weight=args.style_weight, gram_weight=args.gram_weight,
+        gram_layers=args.gram_layers, whiten=args.whiten,
         checkpoint_minutes=args.checkpoint_minutes, minutes=args.minutes,
         preview_every=args.preview_every,
         seed=args.seed, model=args.model, weights=args.weights,
-        decoder_scale=args.decoder_scale, init=args.init, device=args.device, precision=args.precision,
+        decoder_scale=args.decoder_scale, init=args.init, device=args.device,
+        precision=args.precision,
         threads=args.threads)
     args.save_every, args.json = 0, False  # what the shared progress reporter reads
     say = (lambda s: None) if args.quiet else (lambda s: print(f"painterly: {s}", file=sys.stderr))
