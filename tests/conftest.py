@@ -3,6 +3,9 @@ from pathlib import Path
 import pytest
 import torch
 
+from painterly import image as I
+from painterly.fast_train import TrainConfig, train
+
 SHARED = Path(__file__).resolve().parents[1].parent / "shared"
 WEIGHTS = SHARED / "weights"
 CONTENT = SHARED / "images" / "content"
@@ -42,3 +45,29 @@ def stripes(h=48, w=64) -> torch.Tensor:
     g = (torch.sin(y / 1.5) > 0).float().expand(h, w) * 0.6
     b = 1 - r
     return torch.stack([r, g, b]).unsqueeze(0)
+
+
+# ---- tiny training corpora and a tiny decoder, shared by the fast-transfer tests
+
+@pytest.fixture(scope="session")
+def corpora(tmp_path_factory):
+    root = tmp_path_factory.mktemp("corpora")
+    for kind, make in (("photos", picture), ("paintings", lambda h, w, seed: stripes(h, w))):
+        (root / kind).mkdir()
+        for i in range(4):
+            I.save_image(make(48, 56, seed=i), root / kind / f"{i}.jpg")
+    (root / "photos" / "broken.jpg").write_bytes(b"not a jpeg")  # skipped, not fatal
+    return root
+
+
+def _train_cfg(corpora, out, **kw):
+    base = dict(photos=str(corpora / "photos"), paintings=str(corpora / "paintings"),
+                out=str(out), steps=4, batch=2, crop=32, model="tiny", decoder_scale=1 / 16,
+                preview_every=2, precision="fp32")
+    return TrainConfig(**{**base, **kw})
+
+
+@pytest.fixture(scope="session")
+def tiny_decoder(corpora, tmp_path_factory):
+    out = tmp_path_factory.mktemp("train")
+    return train(_train_cfg(corpora, out, steps=30, lr=2e-3))

@@ -32,7 +32,8 @@ def test_quick_fast_benchmark_writes_its_report(tmp_path, monkeypatch):
     assert bench.main(["--quick", "--out", str(out)]) == 0
     text = out.read_text()
     assert "| painterly |" in text and "style distance" in text
-    assert "| painterly --work-size 0 |" in text
+    assert "| painterly --work-size 0 |" in text and "| painterly --model vgg16 |" in text
     assert list((tmp_path / "images").glob("fast_painterly_*.jpg"))
-    for name in ("fast_painterly_96.jpg", "fast_painterly_full_96.jpg"):
+    for name in ("fast_painterly_96.jpg", "fast_painterly_full_96.jpg",
+                 "fast_painterly_vgg16_96.jpg"):
         assert (tmp_path / "images" / name).exists()

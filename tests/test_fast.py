@@ -9,12 +9,13 @@ import painterly
 from painterly import cli
 from painterly import image as I
 from painterly.errors import ConfigError, WeightsError
-from painterly.fast import (DECODER_FILE, FastConfig, FastStylizer, SubpixelConv, adain,
-                            build_decoder, feature_stats, fuse_upsampling, load_decoder,
-                            style_statistics, wct)
+from painterly.fast import (DECODER_FILE, MARGIN, FastConfig, FastStylizer, SubpixelConv,
+                            adain, build_decoder, feature_stats, fuse_upsampling, load_decoder,
+                            mirror_pad, style_statistics, wct)
+from painterly.fast_distill import DistillConfig
 from painterly.fast_train import DECODER, TrainConfig, load_pictures, random_crops, train
 
-from conftest import CONTENT, STYLE, picture, stripes
+from conftest import CONTENT, STYLE, _train_cfg, picture, stripes
 
 
 def test_adain_gives_the_style_statistics():
@@ -81,30 +82,6 @@ def test_random_crops_are_deterministic_and_in_range():
     b = random_crops(pics, 4, 32, torch.Generator().manual_seed(1))
     assert a.shape == (4, 3, 32, 32) and torch.equal(a, b)
     assert 0 <= a.min() and a.max() <= 1
-
-
-@pytest.fixture(scope="module")
-def corpora(tmp_path_factory):
-    root = tmp_path_factory.mktemp("corpora")
-    for kind, make in (("photos", picture), ("paintings", lambda h, w, seed: stripes(h, w))):
-        (root / kind).mkdir()
-        for i in range(4):
-            I.save_image(make(48, 56, seed=i), root / kind / f"{i}.jpg")
-    (root / "photos" / "broken.jpg").write_bytes(b"not a jpeg")  # skipped, not fatal
-    return root
-
-
-def _train_cfg(corpora, out, **kw):
-    base = dict(photos=str(corpora / "photos"), paintings=str(corpora / "paintings"),
-                out=str(out), steps=4, batch=2, crop=32, model="tiny", decoder_scale=1 / 16,
-                preview_every=2, precision="fp32")
-    return TrainConfig(**{**base, **kw})
-
-
-@pytest.fixture(scope="module")
-def tiny_decoder(corpora, tmp_path_factory):
-    out = tmp_path_factory.mktemp("train")
-    return train(_train_cfg(corpora, out, steps=30, lr=2e-3))
 
 
 def test_training_lowers_the_loss_and_writes_everything(tiny_decoder):
@@ -175,6 +152,18 @@ def test_fast_stylize_keeps_odd_sizes(tiny_decoder):
     assert kept.shape == (1, 3, 50, 67)  # never scaled up
 
 
+@pytest.mark.parametrize("h,w", [(1, 1), (1, 6), (5, 8), (20, 23)])
+def test_pictures_smaller_than_the_margin_keep_their_size(tiny_decoder, h, w):
+    photo = picture(h, w) if min(h, w) > 1 else torch.rand(1, 3, h, w)
+    out = _stylizer(tiny_decoder, size=0)(photo, stripes(30, 30))
+    assert out.shape == (1, 3, h, w) and torch.isfinite(out).all()
+    x = torch.arange(5.0).view(1, 1, 1, 5).expand(1, 1, 3, 5)
+    padded = mirror_pad(x, 6)
+    assert padded.shape == (1, 1, 15, 17)
+    assert padded[0, 0, 0].tolist() == [2, 3, 4, 3, 2, 1, 0, 1, 2, 3, 4, 3, 2, 1, 0, 1, 2]
+    assert mirror_pad(torch.ones(1, 1, 1, 3), 2).shape == (1, 1, 5, 7)
+
+
 def test_work_size_paints_small_and_scales_up(tiny_decoder):
     photo, style = picture(60, 80), stripes(40, 40)
     recorder = _Recorder()
@@ -182,10 +171,11 @@ def test_work_size_paints_small_and_scales_up(tiny_decoder):
     out = stylizer(photo, style)
     assert out.shape == (1, 3, 60, 80)
     # relu4_1 of the 30×40 working picture with its mirrored margin, padded to ×8: 1/8 size
-    assert recorder.seen.shape[-2:] == ((30 + 32 + 2) // 8, (40 + 32) // 8)
+    margin = 2 * MARGIN
+    assert recorder.seen.shape[-2:] == (-(-(30 + margin) // 8), -(-(40 + margin) // 8))
     full = FastStylizer(_tiny(tiny_decoder, size=0, work_size=0), decoder=recorder)
     full(photo, style)
-    assert recorder.seen.shape[-2:] == ((60 + 32 + 4) // 8, (80 + 32) // 8)
+    assert recorder.seen.shape[-2:] == (-(-(60 + margin) // 8), -(-(80 + margin) // 8))
 
 
 class _Recorder(nn.Module):
@@ -268,7 +258,8 @@ def test_cli_fast_on_a_folder_keeps_going_past_a_bad_picture(tiny_decoder, tmp_p
     assert record["failed"] == 1 and len(record["outputs"]) == 2
 
 
-@pytest.mark.parametrize("command,config", [("fast", FastConfig), ("train-fast", TrainConfig)])
+@pytest.mark.parametrize("command,config", [("fast", FastConfig), ("train-fast", TrainConfig),
+                                            ("distill-fast", DistillConfig)])
 def test_every_config_field_has_a_flag(command, config):
     from dataclasses import fields
     sub = next(a for a in cli.build_parser()._actions if a.dest == "command")

@@ -12,17 +12,20 @@ from . import image as I
 from .cli import (_cancel_on_signals, _floats, _names, _Reporter, _with_signal, add_input_flags,
                   input_options)
 from .errors import Cancelled, ConfigError, InputImageError, OutputError, PainterlyError
-from .fast import FastConfig, FastStylizer
+from .fast import ENCODERS, FastConfig, FastStylizer
+from .fast_distill import DistillConfig, distill
 from .fast_train import TrainConfig, train
 
 DEFAULTS = FastConfig()
 TRAIN = TrainConfig()
+DISTILL = DistillConfig()
 INPUT_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff", ".gif")
 
 
 def add_parsers(sub) -> None:
     _add_fast_parser(sub)
     _add_train_parser(sub)
+    _add_distill_parser(sub)
 
 
 def _add_fast_parser(sub) -> None:
@@ -55,9 +58,12 @@ def _add_fast_parser(sub) -> None:
                    default=DEFAULTS.preserve_color)
     p.add_argument("--decoder", default=DEFAULTS.decoder,
                    help="a decoder file from train-fast (default: painterly's own)")
-    p.add_argument("--model", choices=("vgg16", "tiny"), default=DEFAULTS.model,
-                   help="encoder; 'tiny' only with a tiny test decoder (%(default)s)")
-    p.add_argument("--weights", default=DEFAULTS.weights, help="VGG16 weights: name or file")
+    p.add_argument("--model", choices=ENCODERS, default=DEFAULTS.model,
+                   help="encoder: slim (distilled from VGG16, 4× cheaper) or vgg16 itself; "
+                   "'tiny' only with a tiny test decoder (%(default)s)")
+    p.add_argument("--weights", default=DEFAULTS.weights,
+                   help="encoder weights: a slim encoder file from distill-fast, or with "
+                   "--model vgg16 the VGG16 weights' name or file (default: painterly's own)")
     p.add_argument("--device", default=DEFAULTS.device, help="auto, cpu, cuda or mps")
     p.add_argument("--precision", choices=("auto", "fp32", "bf16"), default=DEFAULTS.precision)
     add_input_flags(p)
@@ -70,18 +76,10 @@ def _add_train_parser(sub) -> None:
     p = sub.add_parser("train-fast", help="train the decoder used by 'painterly fast'",
                        description="Train an AdaIN decoder on a tar (or folder) of photographs "
                        "and one of paintings. Checkpoints every few minutes; --resume continues.")
-    p.add_argument("--photos", required=True, help="tar of JPEG photographs, or a folder")
-    p.add_argument("--paintings", required=True, help="tar of JPEG paintings, or a folder")
-    p.add_argument("--out", default=TRAIN.out, help="folder for checkpoint, decoder, preview, "
-                   "log (%(default)s)")
-    p.add_argument("--resume", action="store_true", help="continue the checkpoint in --out")
-    for name in ("steps", "warmup_steps", "batch", "crop", "preview_every", "seed", "threads"):
-        p.add_argument(f"--{name.replace('_', '-')}", type=int, default=getattr(TRAIN, name),
-                       help="(%(default)s)")
-    for name in ("lr", "lr_decay", "style_weight", "gram_weight", "whiten", "checkpoint_minutes",
-                 "minutes"):
-        p.add_argument(f"--{name.replace('_', '-')}", type=float, default=getattr(TRAIN, name),
-                       help="(%(default)s)")
+    _add_run_flags(p, TRAIN, "decoder",
+                   ("steps", "warmup_steps", "batch", "crop", "preview_every", "seed", "threads"),
+                   ("lr", "lr_decay", "style_weight", "gram_weight", "whiten",
+                    "checkpoint_minutes", "minutes"))
     p.add_argument("--gram-layers", type=_names, default=TRAIN.gram_layers,
                    help="layers of the Gram term, comma-separated (%(default)s)")
     p.add_argument("--model", choices=("vgg16", "tiny"), default=TRAIN.model)
@@ -89,11 +87,46 @@ def _add_train_parser(sub) -> None:
                    help="decoder width factor; < 1 only for tests (%(default)s)")
     p.add_argument("--init", default=TRAIN.init, metavar="DECODER",
                    help="start from this decoder file (fine-tune) instead of a fresh one")
+    p.add_argument("--input-encoder", default=TRAIN.input_encoder, metavar="SLIM",
+                   help="paint from the features of this slim encoder file from distill-fast "
+                   "('slim': painterly's own) instead of VGG16's; the losses stay on VGG16")
     p.add_argument("--weights", default=TRAIN.weights, help="VGG16 weights: name or file")
     p.add_argument("--device", default=TRAIN.device)
     p.add_argument("--precision", choices=("auto", "fp32", "bf16"), default=TRAIN.precision)
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=run_train)
+
+
+def _add_distill_parser(sub) -> None:
+    p = sub.add_parser("distill-fast", help="distil the slim encoder used by 'painterly fast'",
+                       description="Train a slim encoder (half VGG16's channels up to relu4_1) "
+                       "to give VGG16's relu4_1 features, on crops of photographs and "
+                       "paintings. Checkpoints every few minutes; --resume continues.")
+    _add_run_flags(p, DISTILL, "encoder",
+                   ("steps", "batch", "crop", "preview_every", "seed", "threads"),
+                   ("lr", "lr_decay", "checkpoint_minutes", "minutes"))
+    p.add_argument("--model", choices=("vgg16", "tiny"), default=DISTILL.model,
+                   help="the teacher (%(default)s)")
+    p.add_argument("--weights", default=DISTILL.weights, help="the teacher's weights: name or file")
+    p.add_argument("--decoder", default=DISTILL.decoder,
+                   help="decoder for the preview (default: painterly's own)")
+    p.add_argument("--device", default=DISTILL.device)
+    p.add_argument("--precision", choices=("auto", "fp32", "bf16"), default=DISTILL.precision)
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=run_distill)
+
+
+def _add_run_flags(p, defaults, what: str, ints: tuple[str, ...], floats: tuple[str, ...]):
+    """The flags train-fast and distill-fast share: corpora, output folder, resume, numbers."""
+    p.add_argument("--photos", required=True, help="tar of JPEG photographs, or a folder")
+    p.add_argument("--paintings", required=True, help="tar of JPEG paintings, or a folder")
+    p.add_argument("--out", default=defaults.out, help=f"folder for checkpoint, {what}, preview, "
+                   "log (%(default)s)")
+    p.add_argument("--resume", action="store_true", help="continue the checkpoint in --out")
+    for names, kind in ((ints, int), (floats, float)):
+        for name in names:
+            p.add_argument(f"--{name.replace('_', '-')}", type=kind,
+                           default=getattr(defaults, name), help="(%(default)s)")
 
 
 # ------------------------------------------------------------------ fast
@@ -178,16 +211,38 @@ def run_train(args) -> int:
         checkpoint_minutes=args.checkpoint_minutes, minutes=args.minutes,
         preview_every=args.preview_every,
         seed=args.seed, model=args.model, weights=args.weights,
-        decoder_scale=args.decoder_scale, init=args.init, device=args.device,
+        decoder_scale=args.decoder_scale, init=args.init, input_encoder=args.input_encoder,
+        device=args.device,
         precision=args.precision,
         threads=args.threads)
+    path = _run_training(train, config, args)
+    _say(args)(f"wrote {path}; use it with: painterly fast PHOTO STYLE --decoder {path}")
+    return 0
+
+
+def run_distill(args) -> int:
+    config = DistillConfig(
+        photos=args.photos, paintings=args.paintings, out=args.out, steps=args.steps,
+        batch=args.batch, crop=args.crop, lr=args.lr, lr_decay=args.lr_decay,
+        checkpoint_minutes=args.checkpoint_minutes, minutes=args.minutes,
+        preview_every=args.preview_every, seed=args.seed, model=args.model, weights=args.weights,
+        decoder=args.decoder, device=args.device, precision=args.precision, threads=args.threads)
+    path = _run_training(distill, config, args)
+    _say(args)(f"wrote {path}; use it with: painterly fast PHOTO STYLE --weights {path}")
+    return 0
+
+
+def _say(args):
+    return (lambda s: None) if args.quiet else (lambda s: print(f"painterly: {s}", file=sys.stderr))
+
+
+def _run_training(run, config, args) -> Path:
+    """Run train or distill with the progress bar, the preview and signal handling."""
     args.save_every, args.json = 0, False  # what the shared progress reporter reads
-    say = (lambda s: None) if args.quiet else (lambda s: print(f"painterly: {s}", file=sys.stderr))
     with _Reporter(args, Path(args.out) / "preview.png") as reporter, \
             _cancel_on_signals() as cancel:
         try:
-            path = train(config, resume=args.resume, callback=reporter, cancel=cancel, log=say)
+            return run(config, resume=args.resume, callback=reporter, cancel=cancel,
+                       log=_say(args))
         except Cancelled as exc:
             raise _with_signal(exc, cancel) from exc  # exit 130 (Ctrl-C) or 143 (SIGTERM)
-    say(f"wrote {path}; use it with: painterly fast PHOTO STYLE --decoder {path}")
-    return 0

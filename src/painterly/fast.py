@@ -4,7 +4,8 @@
     output = g(α·t + (1 − α)·f(c))
 
 f is painterly's frozen VGG16 up to relu4_1, g a decoder painterly trained itself
-(``painterly train-fast``, see fast_train.py). One forward pass; no optimisation.
+(``painterly train-fast``, see fast_train.py). One forward pass; no optimisation. By default
+f is a slim student distilled from VGG16's relu4_1 (fast_distill.py), four times cheaper.
 """
 from __future__ import annotations
 
@@ -32,7 +33,11 @@ EPS = 1e-5
 # them to O(1) lets the decoder train from the default initialisation without blowing up.
 INPUT_SCALE = 1 / 256
 WCT_FLOOR = 1e-5  # eigenvalues below this fraction of the largest are raised to it
-MARGIN = 16  # pixels of mirrored border around the photo while it is encoded and decoded
+# Pixels of mirrored border around the photo while it is encoded and decoded. relu4_1 and
+# the decoder see ~100 px around each pixel: with 16 px the frame VGG's zero padding leaves
+# still showed as horizontal streaks along the top of skies; 32 px moves them out of view.
+MARGIN = 32
+ENCODERS = ("slim", "vgg16", "tiny")
 
 
 def feature_stats(features: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -231,8 +236,9 @@ class FastConfig:
     style_weights: tuple[float, ...] = ()  # blend of several styles; () = equal
     preserve_color: str = "none"         # none, luminance or histogram
     decoder: Optional[str] = None        # a decoder file; None = painterly's own
-    weights: Optional[str] = None        # VGG16 weights (registry name or file)
-    model: str = "vgg16"                 # the encoder; "tiny" only for tests
+    weights: Optional[str] = None        # encoder weights: a slim encoder file (None =
+                                         # painterly's own) or VGG16 weights (name or file)
+    model: str = "vgg16"                 # the encoder: slim (distilled) or vgg16; "tiny" for tests
     device: str = "auto"
     precision: str = "auto"
 
@@ -249,7 +255,7 @@ class FastConfig:
                      "style_weights", self.style_weights, "numbers ≥ 0, not all 0")
         check_option(self.preserve_color in ("none", "luminance", "histogram"), "preserve_color",
                      self.preserve_color, "none, luminance or histogram")
-        check_option(self.model in ("vgg16", "tiny"), "model", self.model, "vgg16 (or tiny)")
+        check_option(self.model in ENCODERS, "model", self.model, "slim or vgg16 (or tiny)")
 
 
 class FastStylizer:
@@ -261,15 +267,26 @@ class FastStylizer:
         self.cfg = config
         self.device = pick_device(config.device)
         self.precision = resolve_precision(config.precision, self.device)
+        self.encoder, speaks = self._build_encoder(config)
         if decoder is None:
             decoder, meta = load_decoder(config.decoder)
-            if config.model == "vgg16" and meta.get("encoder", "vgg16-caffe") != "vgg16-caffe":
-                raise WeightsError(f"decoder was trained on {meta['encoder']}", "use its encoder")
-        self.encoder = build_extractor(NetSpec(config.model, config.weights), (ENCODER_LAYER,),
-                                       self.device, self.precision)
+            trained_on = meta.get("encoder", "vgg16-caffe")
+            if speaks and trained_on != speaks:
+                raise WeightsError(f"decoder was trained on {trained_on}, the encoder gives "
+                                   f"{speaks}'s features", "use the decoder's encoder")
         self.decoder = fuse_upsampling(decoder.eval()).to(self.device,
                                                           memory_format=torch.channels_last)
         self._style_cache: dict[tuple, StyleStats] = {}
+
+    def _build_encoder(self, config: FastConfig):
+        """The encoder, and whose relu4_1 it gives (None: the tiny test net, unchecked)."""
+        if config.model == "slim":
+            # The slim encoder mimics VGG16's relu4_1, so it drives VGG16's decoders.
+            from .fast_distill import slim_extractor
+            return slim_extractor(config.weights, self.device, self.precision)
+        encoder = build_extractor(NetSpec(config.model, config.weights), (ENCODER_LAYER,),
+                                  self.device, self.precision)
+        return encoder, "vgg16-caffe" if config.model == "vgg16" else None
 
     @torch.inference_mode()
     def __call__(self, content: I.ImageLike, styles: Sequence[I.ImageLike] | I.ImageLike) -> torch.Tensor:
@@ -284,7 +301,8 @@ class FastStylizer:
         work = photo
         if cfg.work_size and max(photo.shape[-2:]) > cfg.work_size:
             work = I.resize(photo, long_side=cfg.work_size)
-        style_side = cfg.style_size or max(work.shape[-2:])
+        # Below 64 px a painting has too few relu4_1 positions (8 × 8) for its statistics.
+        style_side = cfg.style_size or max(*work.shape[-2:], 64)
         paintings = [I.resize(I.load_image(s), long_side=style_side) for s in style_list]
         if cfg.preserve_color == "histogram":
             paintings = [I.match_color(p, work) for p in paintings]
@@ -321,7 +339,7 @@ class FastStylizer:
         edges; a mirrored margin, cropped off after decoding, moves that frame out of view.
         """
         h, w = photo.shape[-2:]
-        x = nn.functional.pad(photo.to(self.device), (MARGIN,) * 4, mode="reflect")
+        x = mirror_pad(photo.to(self.device), MARGIN)
         x = nn.functional.pad(x, (0, -w % 8, 0, -h % 8), mode="replicate")
         return self._encode(x)
 
@@ -341,6 +359,22 @@ class FastStylizer:
     def _decode(self, features: torch.Tensor) -> torch.Tensor:
         with self.encoder._autocast():
             return self.decoder(features.contiguous(memory_format=torch.channels_last))
+
+
+def mirror_pad(x: torch.Tensor, margin: int) -> torch.Tensor:
+    """``margin`` pixels of mirrored border on each side. A side shorter than the margin is
+    mirrored again and again (reflection padding stops at the picture's own size); a
+    one-pixel side is repeated."""
+    for dim in (-1, -2):
+        left = margin
+        while left:
+            step = min(left, x.shape[dim] - 1)
+            mode = "reflect" if step else "replicate"
+            step = step or left
+            x = nn.functional.pad(x, (step, step, 0, 0) if dim == -1 else (0, 0, step, step),
+                                  mode=mode)
+            left -= step
+    return x
 
 
 def fast_stylize(content: I.ImageLike, styles: Sequence[I.ImageLike] | I.ImageLike,

@@ -65,6 +65,8 @@ class TrainConfig:
     weights: Optional[str] = None
     decoder_scale: float = 1.0          # < 1 for a tiny test decoder
     init: Optional[str] = None          # start from this decoder file (fine-tuning); None = fresh
+    input_encoder: Optional[str] = None  # a slim encoder file (or "slim": painterly's own)
+                                         # whose relu4_1 the decoder paints from; None = model's
     device: str = "auto"
     precision: str = "auto"
     threads: int = 0                    # torch threads; 0 = torch's default (2 on a GPU)
@@ -144,6 +146,8 @@ def random_crops(pictures: list[torch.Tensor], n: int, crop: int,
 class Trainer:
     """Holds the nets, the optimiser and the data; ``step()`` runs one batch."""
 
+    OUTPUT = DECODER
+
     def __init__(self, cfg: TrainConfig, photos: list[torch.Tensor], paintings: list[torch.Tensor]):
         from .transfer import pick_device
 
@@ -157,6 +161,13 @@ class Trainer:
         # The tiny test net's features are O(1) already (see features._tiny_net).
         self.input_scale = INPUT_SCALE if cfg.model == "vgg16" else 1.0
         self.decoder = build_decoder(in_channels, cfg.decoder_scale, self.input_scale)
+        self.input_encoder = self.encoder
+        if cfg.input_encoder:
+            # Fine-tuning for the distilled encoder (fast_distill.py): the decoder learns to
+            # paint from its features, while the losses stay on VGG16's.
+            from .fast_distill import slim_extractor
+            path = None if cfg.input_encoder == "slim" else cfg.input_encoder
+            self.input_encoder = slim_extractor(path, self.device, self.encoder.precision)[0]
         if cfg.init:
             try:
                 self.decoder.load_state_dict(load_decoder(cfg.init)[0].state_dict())
@@ -182,10 +193,11 @@ class Trainer:
     def losses(self, content: torch.Tensor, style: torch.Tensor) -> dict[str, torch.Tensor]:
         cfg = self.cfg
         with torch.no_grad():
-            f_c = self.encoder(content)[ENCODER_LAYER]
+            f_c = self.input_encoder(content)[ENCODER_LAYER]
             f_s = self.encoder(style)
-            target = transform(f_c, style_statistics(f_s[ENCODER_LAYER], cfg.whiten > 0),
-                               cfg.whiten)
+            s_in = self.input_encoder(style)[ENCODER_LAYER] if cfg.input_encoder \
+                else f_s[ENCODER_LAYER]
+            target = transform(f_c, style_statistics(s_in, cfg.whiten > 0), cfg.whiten)
         with self.encoder._autocast():
             output = self.decoder(target)
         f_o = self.encoder(output.float())
@@ -205,7 +217,7 @@ class Trainer:
         cheap steps (no pass through the loss network), and the AdaIN losses start from there.
         """
         with torch.no_grad():
-            f_c = self.encoder(content)[ENCODER_LAYER]
+            f_c = self.input_encoder(content)[ENCODER_LAYER]
         with self.encoder._autocast():
             output = self.decoder(f_c).float()
         pixel = (output - content).pow(2).mean()
@@ -238,8 +250,8 @@ class Trainer:
         s = random_crops(self.paintings, n, min(size, _min_side(self.paintings)), gen)
         c = I.resize(c, size=(size, size)).to(self.device)
         s = I.resize(s, size=(size, size)).to(self.device)
-        f_c = self.encoder(c)[ENCODER_LAYER]
-        target = transform(f_c, style_statistics(self.encoder(s)[ENCODER_LAYER],
+        f_c = self.input_encoder(c)[ENCODER_LAYER]
+        target = transform(f_c, style_statistics(self.input_encoder(s)[ENCODER_LAYER],
                                                   self.cfg.whiten > 0), self.cfg.whiten)
         with self.encoder._autocast():
             out = self.decoder(target).float().clamp(0, 1)
@@ -257,6 +269,9 @@ class Trainer:
         self.schedule.load_state_dict(state["schedule"])
         self.done = int(state["step"])
 
+    def export(self, path: Path, last: dict[str, float]) -> None:
+        export_decoder(self, path, last)
+
 
 def _min_side(pictures: list[torch.Tensor]) -> int:
     """The shortest side in the corpus: the largest crop every picture can give."""
@@ -267,10 +282,10 @@ def _relative(x: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     return (x - target).pow(2).sum() / target.pow(2).sum().clamp_min(1e-8)
 
 
-def save_checkpoint(trainer: Trainer, out: Path, last: dict[str, float]) -> None:
-    """Write the resumable checkpoint, the fp16 decoder and the preview, each atomically."""
+def save_checkpoint(trainer, out: Path, last: dict[str, float]) -> None:
+    """Write the resumable checkpoint, the fp16 network and the preview, each atomically."""
     I._atomic_write(out / CHECKPOINT, lambda f: torch.save(trainer.state(), f))
-    export_decoder(trainer, out / DECODER, last)
+    trainer.export(out / trainer.OUTPUT, last)
     I.save_image(trainer.preview(), out / PREVIEW)
 
 
@@ -284,7 +299,9 @@ def export_decoder(trainer: Trainer, path: Path, last: dict[str, float]) -> None
         f"{cfg.model}-caffe" if cfg.model == "vgg16" else cfg.model,
         in_channels=trainer.in_channels, scale=cfg.decoder_scale,
         input_scale=trainer.input_scale, steps=trainer.done,
-        init=Path(cfg.init).name if cfg.init else "", gram_layers=",".join(cfg.gram_layers),
+        init=Path(cfg.init).name if cfg.init else "",
+        input_encoder=Path(cfg.input_encoder).name if cfg.input_encoder else "",
+        gram_layers=",".join(cfg.gram_layers),
         style_weight=cfg.style_weight, gram_weight=cfg.gram_weight, whiten=cfg.whiten,
         batch=cfg.batch, crop=cfg.crop, losses=json.dumps({k: round(v, 4) for k, v in last.items()}),
         photos=Path(cfg.photos).name, paintings=Path(cfg.paintings).name)
@@ -295,6 +312,22 @@ def export_decoder(trainer: Trainer, path: Path, last: dict[str, float]) -> None
 def train(cfg: TrainConfig, resume: bool = False, callback: Optional[Callback] = None,
           cancel=None, log: Callable[[str], None] = lambda s: None) -> Path:
     """Train (or continue training) a decoder; returns the path of the exported decoder."""
+    return run_training(Trainer, cfg, "decoder", resume, callback, cancel, log)
+
+
+def run_training(make, cfg, what: str, resume: bool, callback: Optional[Callback], cancel,
+                 log: Callable[[str], None]) -> Path:
+    """Load the corpora, build ``make(cfg, photos, paintings)`` and run it (run_loop)."""
+    out = prepare_run(cfg, resume)
+    log("decoding training pictures…")
+    photos = load_pictures(cfg.photos, cfg.crop)
+    paintings = load_pictures(cfg.paintings, cfg.crop)
+    log(f"{len(photos)} photographs, {len(paintings)} paintings")
+    return run_loop(make(cfg, photos, paintings), cfg, out, resume, callback, cancel, log, what)
+
+
+def prepare_run(cfg, resume: bool) -> Path:
+    """Set the threads and make the output folder; refuse to overwrite a checkpoint."""
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
     elif cfg.device != "cpu" and torch.cuda.is_available():
@@ -303,14 +336,17 @@ def train(cfg: TrainConfig, resume: bool = False, callback: Optional[Callback] =
         torch.set_num_threads(2)
     out = Path(cfg.out)
     out.mkdir(parents=True, exist_ok=True)
+    if (out / CHECKPOINT).exists() and not resume:
+        raise ConfigError(f"{out / CHECKPOINT} exists",
+                          "pass --resume to continue it, or choose another --out")
+    return out
+
+
+def run_loop(trainer, cfg, out: Path, resume: bool, callback: Optional[Callback], cancel,
+             log: Callable[[str], None], what: str) -> Path:
+    """Step ``trainer`` to ``cfg.steps`` with checkpoints, previews, a loss log and progress;
+    stops cleanly (checkpoint saved) on ``cancel`` or after ``cfg.minutes``."""
     checkpoint = out / CHECKPOINT
-    if checkpoint.exists() and not resume:
-        raise ConfigError(f"{checkpoint} exists", "pass --resume to continue it, or choose another --out")
-    log("decoding training pictures…")
-    photos = load_pictures(cfg.photos, cfg.crop)
-    paintings = load_pictures(cfg.paintings, cfg.crop)
-    log(f"{len(photos)} photographs, {len(paintings)} paintings")
-    trainer = Trainer(cfg, photos, paintings)
     if resume and checkpoint.exists():
         trainer.load_state(torch.load(checkpoint, map_location=trainer.device, weights_only=True))
         log(f"resumed at step {trainer.done}")
@@ -327,7 +363,7 @@ def train(cfg: TrainConfig, resume: bool = False, callback: Optional[Callback] =
                                            "seconds": round(time.perf_counter() - started, 1)}) + "\n")
                 log_file.flush()
             if callback:
-                callback(Progress("train-fast", "decoder", trainer.done, cfg.steps, last,
+                callback(Progress("train-fast", what, trainer.done, cfg.steps, last,
                                   time.perf_counter() - started))
             now = time.perf_counter()
             due = now - saved > cfg.checkpoint_minutes * 60
@@ -345,4 +381,4 @@ def train(cfg: TrainConfig, resume: bool = False, callback: Optional[Callback] =
                 log(f"stopped after {cfg.minutes:g} minutes at step {trainer.done}; "
                     "--resume continues")
                 break
-    return out / DECODER
+    return out / trainer.OUTPUT
