@@ -124,8 +124,8 @@ def test_bad_slim_encoder_files_are_weights_errors(tiny_decoder, tmp_path):
         slim_extractor(bad, cpu, "fp32")
     photo = tmp_path / "p.png"
     I.save_image(picture(32, 32), photo)
-    argv = ["fast", str(photo), str(photo), "-o", str(tmp_path / "o.png"), "--weights", str(bad),
-            "-q"]
+    argv = ["fast", str(photo), str(photo), "-o", str(tmp_path / "o.png"), "--model", "slim",
+            "--weights", str(bad), "-q"]
     assert cli.main(argv) == 5 and not (tmp_path / "o.png").exists()
 
 
@@ -137,8 +137,8 @@ def test_cli_distill_fast_then_fast(corpora, tiny_decoder, tmp_path):
                      "-q"]) == 0
     I.save_image(picture(40, 48), tmp_path / "photo.png")
     assert cli.main(["fast", str(tmp_path / "photo.png"), str(tmp_path / "photo.png"),
-                     "-o", str(tmp_path / "o.png"), "--weights", str(out / ENCODER),
-                     "--decoder", str(tiny_decoder), "-q"]) == 0
+                     "-o", str(tmp_path / "o.png"), "--model", "slim", "--weights",
+                     str(out / ENCODER), "--decoder", str(tiny_decoder), "-q"]) == 0
     assert I.load_image(tmp_path / "o.png").shape[-2:] == (40, 48)
 
 
@@ -153,4 +153,6 @@ def test_shipped_slim_encoder_gives_vgg16s_relu4_1(real_weights):
         x = I.resize(I.load_image(path), long_side=256)
         target = teacher(x)[ENCODER_LAYER]
         error = (student(x)[ENCODER_LAYER] - target).pow(2).sum() / target.pow(2).sum()
-        assert error < 0.25, (path.name, float(error))  # measured: see the closing note
+        # Measured 0.078 and 0.073 (0.06-0.09 on every shared picture at 256 and 512 px);
+        # VGG16 pruned to the slim widths, before distillation, is off by about 0.8.
+        assert error < 0.12, (path.name, float(error))

@@ -238,7 +238,7 @@ class FastConfig:
     decoder: Optional[str] = None        # a decoder file; None = painterly's own
     weights: Optional[str] = None        # encoder weights: a slim encoder file (None =
                                          # painterly's own) or VGG16 weights (name or file)
-    model: str = "vgg16"                 # the encoder: slim (distilled) or vgg16; "tiny" for tests
+    model: str = "slim"                  # the encoder: slim (distilled) or vgg16; "tiny" for tests
     device: str = "auto"
     precision: str = "auto"
 

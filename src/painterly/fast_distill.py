@@ -47,7 +47,7 @@ class DistillConfig:
     photos: str = ""                    # a tar of JPEG photographs (or a folder of pictures)
     paintings: str = ""                 # a tar of JPEG paintings (or a folder)
     out: str = "slim-encoder"           # folder for checkpoint, encoder, preview and log
-    steps: int = 6000
+    steps: int = 8000
     batch: int = 8                      # half photographs, half paintings
     crop: int = 160
     lr: float = 5e-4
