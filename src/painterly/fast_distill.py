@@ -28,7 +28,7 @@ from torch import nn
 from . import image as I
 from . import weights as W
 from .errors import WeightsError, check_option
-from .fast import ENCODER_LAYER, load_decoder, style_statistics, transform
+from .fast import ENCODER_LAYER, FastConfig, load_decoder, style_statistics, transform
 from .fast_train import _min_side, _relative, random_crops, run_training
 from .features import FeatureExtractor, NetSpec, build_extractor
 from .nets.vgg import layer_names, vgg_features
@@ -95,7 +95,11 @@ def slim_extractor(path: str | Path | None, device: torch.device,
     state = W.load_state_dict(path, expected)  # checked keys and shapes, "features." names
     net.load_state_dict({k.removeprefix("features."): v.float() for k, v in state.items()})
     net = net.to(device=device, memory_format=torch.channels_last)
-    encoder = FeatureExtractor(net, SLIM_ARCH, W.CAFFE_BGR, (ENCODER_LAYER,), precision)
+    convention = meta.get("convention", W.CAFFE_BGR)  # the teacher's input convention
+    if convention not in (W.CAFFE_BGR, W.TORCHVISION_RGB):
+        raise WeightsError(f"{path} has an unknown input convention {convention!r}",
+                           "pass a file made by `painterly distill-fast`")
+    encoder = FeatureExtractor(net, SLIM_ARCH, convention, (ENCODER_LAYER,), precision)
     teacher = meta.get("teacher", "vgg16-caffe")
     return encoder.to(device), None if teacher == "tiny" else teacher
 
@@ -129,9 +133,9 @@ class Distiller:
         torch.manual_seed(cfg.seed)
         self.cfg, self.photos, self.paintings = cfg, photos, paintings
         self.device = pick_device(cfg.device)
-        convs = tuple(n for n in layer_names("vgg16")[: layer_names("vgg16").index(ENCODER_LAYER) + 1]
-                      if n.startswith("relu"))
-        self.teacher = build_extractor(NetSpec(cfg.model, cfg.weights), convs, self.device,
+        names = layer_names("vgg16")
+        relus = tuple(n for n in names[: names.index(ENCODER_LAYER) + 1] if n.startswith("relu"))
+        self.teacher = build_extractor(NetSpec(cfg.model, cfg.weights), relus, self.device,
                                        cfg.precision)
         self.width = 1 / 16 if cfg.model == "tiny" else 1.0  # features._tiny_net's width
         net = vgg_features(SLIM_ARCH, width=self.width).to(self.device,
@@ -191,7 +195,7 @@ class Distiller:
         columns = [c, s]
         for encoder in (self.teacher, self.student):
             f_c, f_s = encoder(c)[ENCODER_LAYER], encoder(s)[ENCODER_LAYER]
-            target = transform(f_c, style_statistics(f_s), 0.5)
+            target = transform(f_c, style_statistics(f_s), FastConfig.whiten)
             columns.append(self.decoder(target).float().clamp(0, 1))
         rows = [torch.cat([col[i] for col in columns], dim=-1) for i in range(n)]
         return torch.cat(rows, dim=-2).unsqueeze(0).cpu()
@@ -214,7 +218,7 @@ class Distiller:
         state = {k: v.detach().to("cpu", torch.float16).contiguous()
                  for k, v in self.student.net.state_dict().items()}
         meta = {"format": SLIM_FORMAT, "arch": SLIM_ARCH, "width": str(self.width),
-                "layer": ENCODER_LAYER,
+                "layer": ENCODER_LAYER, "convention": self.teacher.convention,
                 "teacher": f"{cfg.model}-caffe" if cfg.model == "vgg16" else cfg.model,
                 "steps": str(self.done), "batch": str(cfg.batch), "crop": str(cfg.crop),
                 "losses": json.dumps({k: round(v, 4) for k, v in last.items()}),

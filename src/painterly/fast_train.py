@@ -363,7 +363,7 @@ def run_loop(trainer, cfg, out: Path, resume: bool, callback: Optional[Callback]
                                            "seconds": round(time.perf_counter() - started, 1)}) + "\n")
                 log_file.flush()
             if callback:
-                callback(Progress("train-fast", what, trainer.done, cfg.steps, last,
+                callback(Progress(f"train {what}", what, trainer.done, cfg.steps, last,
                                   time.perf_counter() - started))
             now = time.perf_counter()
             due = now - saved > cfg.checkpoint_minutes * 60
