@@ -11,7 +11,7 @@ from painterly import image as I
 from painterly.errors import ConfigError, WeightsError
 from painterly.fast import (DECODER_FILE, MARGIN, FastConfig, FastStylizer, SubpixelConv,
                             adain, build_decoder, feature_stats, fuse_upsampling, load_decoder,
-                            mirror_pad, style_statistics, wct)
+                            mirror_pad, style_statistics, transform, wct, whitening)
 from painterly.fast_distill import DistillConfig
 from painterly.fast_train import DECODER, TrainConfig, load_pictures, random_crops, train
 
@@ -51,6 +51,16 @@ def test_wct_gives_the_style_covariance():
     c_adain = moments(adain(content, *feature_stats(style)))[1]
     assert torch.allclose(c_adain.diagonal(), c_s.diagonal(), rtol=1e-2)
     assert not torch.allclose(c_adain, c_s, atol=1e-2 * c_s.abs().max())  # only the diagonal
+    # With a reference region (the photo inside its margin), that region gets the statistics.
+    inside = content[..., 2:13, 3:17]
+    out = transform(content, style_statistics(style), 1.0, reference=inside)
+    (m_in, c_in) = moments(out[..., 2:13, 3:17])
+    assert torch.allclose(m_in, m_s, atol=1e-3)
+    assert torch.allclose(c_in, c_s, atol=1e-2 * c_s.abs().max())
+    assert not torch.allclose(moments(out)[1], c_s, atol=1e-2 * c_s.abs().max())
+    out = adain(content, *feature_stats(style), reference=inside)
+    assert torch.allclose(feature_stats(out[..., 2:13, 3:17])[1], feature_stats(style)[1],
+                          atol=1e-3)
 
 
 @pytest.mark.parametrize("size", [(1, 1), (2, 3), (5, 7), (9, 4)])
@@ -193,10 +203,10 @@ def test_strength_blends_photo_and_adain_features(tiny_decoder, strength, whiten
     stylizer = FastStylizer(_tiny(tiny_decoder, size=0, strength=strength, whiten=whiten),
                             decoder=recorder)
     stylizer(photo, style)
-    f_c = stylizer.content_features(photo)
-    f_s = stylizer._encode(I.resize(style, long_side=64))
-    full = (1 - whiten) * adain(f_c, *feature_stats(f_s)) + \
-        whiten * wct(f_c, style_statistics(f_s))
+    f_c, inside = stylizer.encode(photo)
+    f_s = stylizer.encode(I.resize(style, long_side=64))[1]
+    full = (1 - whiten) * adain(f_c, *feature_stats(f_s), inside) + \
+        whiten * wct(f_c, style_statistics(f_s), whitening(f_c, inside))
     assert torch.allclose(recorder.seen, strength * full + (1 - strength) * f_c, atol=1e-4)
 
 

@@ -46,9 +46,11 @@ def feature_stats(features: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     return mean, (var + EPS).sqrt()
 
 
-def adain(content: torch.Tensor, style_mean: torch.Tensor, style_std: torch.Tensor) -> torch.Tensor:
-    """Give the content features the style's channel means and deviations."""
-    mean, std = feature_stats(content)
+def adain(content: torch.Tensor, style_mean: torch.Tensor, style_std: torch.Tensor,
+          reference: Optional[torch.Tensor] = None) -> torch.Tensor:
+    """Give the content features the style's channel means and deviations. ``reference``:
+    the part of ``content`` whose statistics count (default: all of it)."""
+    mean, std = feature_stats(content if reference is None else reference)
     return (content - mean) / std * style_std + style_mean
 
 
@@ -69,17 +71,21 @@ def _covariance_eigen(features: torch.Tensor) -> tuple[torch.Tensor, torch.Tenso
     x = features.flatten(2).float()
     x = x - x.mean(2, keepdim=True)
     values, vectors = torch.linalg.eigh(x @ x.transpose(1, 2) / x.shape[2])
-    # ReLU features have dead channels: a floor keeps whitening from blowing up noise in them.
-    return values.clamp_min(values[..., -1:] * WCT_FLOOR), vectors
+    # ReLU features have dead channels: a floor keeps whitening from blowing up noise in them
+    # (and an absolute one, a flat picture or a single position, from dividing by zero).
+    return torch.maximum(values, (values[..., -1:] * WCT_FLOOR).clamp_min(EPS)), vectors
 
 
-def whitening(content: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+def whitening(content: torch.Tensor, reference: Optional[torch.Tensor] = None
+              ) -> tuple[torch.Tensor, torch.Tensor]:
     """The whitening matrix [B, C, C] of the content features and the centred features
-    [B, C, N]: their product has the identity as channel covariance."""
-    values, vectors = _covariance_eigen(content)
-    x = content.flatten(2).float()
+    [B, C, N]: their product has the identity as channel covariance (over ``reference``,
+    the part of ``content`` whose statistics count; default all of it)."""
+    reference = content if reference is None else reference
+    values, vectors = _covariance_eigen(reference)
     whiten = vectors @ torch.diag_embed(values.rsqrt()) @ vectors.transpose(1, 2)
-    return whiten, x - x.mean(2, keepdim=True)
+    mean = reference.flatten(2).float().mean(2, keepdim=True)
+    return whiten, content.flatten(2).float() - mean
 
 
 def wct(content: torch.Tensor, style: StyleStats,
@@ -96,13 +102,16 @@ def wct(content: torch.Tensor, style: StyleStats,
 
 
 def transform(content: torch.Tensor, style: StyleStats, whiten: float,
-              white: Optional[tuple[torch.Tensor, torch.Tensor]] = None) -> torch.Tensor:
-    """The decoder's input: AdaIN's target, blended with WCT's by ``whiten``.
+              white: Optional[tuple[torch.Tensor, torch.Tensor]] = None,
+              reference: Optional[torch.Tensor] = None) -> torch.Tensor:
+    """The decoder's input: AdaIN's target, blended with WCT's by ``whiten``; ``reference``
+    as for adain.
 
     Departure from AdaIN: measured on the shared pairs (docs/fast.md), half of each brings
     the picture closer to the painting than AdaIN alone, at a small cost in content."""
-    target = adain(content, style.mean, style.std)
+    target = adain(content, style.mean, style.std, reference)
     if whiten:
+        white = whitening(content, reference) if white is None else white
         target = whiten * wct(content, style, white) + (1 - whiten) * target
     return target
 
@@ -319,29 +328,33 @@ class FastStylizer:
 
     def render(self, photo: torch.Tensor, paintings: list[torch.Tensor],
                blend: list[float]) -> torch.Tensor:
-        f_c = self.content_features(photo)
-        target = torch.zeros_like(f_c)
+        h, w = photo.shape[-2:]
+        f_c, inside = self.encode(photo)
         k = self.cfg.whiten
-        white = whitening(f_c) if k else None  # once per photo, whatever the paintings
-        for painting, w in zip(paintings, blend):
+        white = whitening(f_c, inside) if k else None  # once per photo, whatever the paintings
+        target = torch.zeros_like(f_c)
+        for painting, weight in zip(paintings, blend):
             stats = self.style_stats(painting)
-            target += w * transform(f_c, stats, k, white)  # AdaIN's style interpolation
+            target += weight * transform(f_c, stats, k, white, inside)  # AdaIN's interpolation
         alpha = self.cfg.strength
         target = alpha * target + (1 - alpha) * f_c
         out = self._decode(target)
-        h, w = photo.shape[-2:]
         return out[..., MARGIN: MARGIN + h, MARGIN: MARGIN + w].float().clamp(0, 1).cpu()
 
-    def content_features(self, photo: torch.Tensor) -> torch.Tensor:
-        """relu4_1 of the photo with a mirrored margin, padded to a multiple of 8.
+    def encode(self, picture: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """relu4_1 of the picture with a mirrored margin, padded to a multiple of 8, and the
+        part of it that is the picture itself, whose statistics count.
 
         VGG pads with zeros, which the decoder renders as a bright frame at the picture's
-        edges; a mirrored margin, cropped off after decoding, moves that frame out of view.
+        edges, and which skews the statistics near them; a mirrored margin, cropped off after
+        decoding, moves that frame out of view and out of the statistics.
         """
-        h, w = photo.shape[-2:]
-        x = mirror_pad(photo.to(self.device), MARGIN)
+        h, w = picture.shape[-2:]
+        x = mirror_pad(picture.to(self.device), MARGIN)
         x = nn.functional.pad(x, (0, -w % 8, 0, -h % 8), mode="replicate")
-        return self._encode(x)
+        features = self._encode(x)
+        m = MARGIN // 8
+        return features, features[..., m: m + -(-h // 8), m: m + -(-w // 8)]
 
     def style_stats(self, painting: torch.Tensor) -> StyleStats:
         """relu4_1 statistics of a style picture, kept for the next photo of a folder
@@ -349,7 +362,7 @@ class FastStylizer:
         key = (painting.shape, painting.flatten()[:: max(1, painting.numel() // 4096)].sum().item(),
                painting.sum().item())
         if key not in self._style_cache:
-            self._style_cache = {key: style_statistics(self._encode(painting.to(self.device))),
+            self._style_cache = {key: style_statistics(self.encode(painting)[1]),
                                  **dict(list(self._style_cache.items())[-7:])}
         return self._style_cache[key]
 
