@@ -270,7 +270,25 @@ class Trainer:
         self.done = int(state["step"])
 
     def export(self, path: Path, last: dict[str, float]) -> None:
-        export_decoder(self, path, last)
+        """Write the decoder in fp16 with its recipe as metadata, atomically."""
+        from safetensors.torch import save
+
+        cfg = self.cfg
+        state = {k: v.detach().to("cpu", torch.float16).contiguous()
+                 for k, v in self.decoder.state_dict().items()}
+        meta = decoder_metadata(
+            f"{cfg.model}-caffe" if cfg.model == "vgg16" else cfg.model,
+            in_channels=self.in_channels, scale=cfg.decoder_scale,
+            input_scale=self.input_scale, steps=self.done,
+            init=Path(cfg.init).name if cfg.init else "",
+            input_encoder=Path(cfg.input_encoder).name if cfg.input_encoder else "",
+            gram_layers=",".join(cfg.gram_layers),
+            style_weight=cfg.style_weight, gram_weight=cfg.gram_weight, whiten=cfg.whiten,
+            batch=cfg.batch, crop=cfg.crop,
+            losses=json.dumps({k: round(v, 4) for k, v in last.items()}),
+            photos=Path(cfg.photos).name, paintings=Path(cfg.paintings).name)
+        data = save(state, metadata=meta)
+        I._atomic_write(path, lambda f: f.write(data))
 
 
 def _min_side(pictures: list[torch.Tensor]) -> int:
@@ -288,25 +306,6 @@ def save_checkpoint(trainer, out: Path, last: dict[str, float]) -> None:
     trainer.export(out / trainer.OUTPUT, last)
     I.save_image(trainer.preview(), out / PREVIEW)
 
-
-def export_decoder(trainer: Trainer, path: Path, last: dict[str, float]) -> None:
-    from safetensors.torch import save
-
-    cfg = trainer.cfg
-    state = {k: v.detach().to("cpu", torch.float16).contiguous()
-             for k, v in trainer.decoder.state_dict().items()}
-    meta = decoder_metadata(
-        f"{cfg.model}-caffe" if cfg.model == "vgg16" else cfg.model,
-        in_channels=trainer.in_channels, scale=cfg.decoder_scale,
-        input_scale=trainer.input_scale, steps=trainer.done,
-        init=Path(cfg.init).name if cfg.init else "",
-        input_encoder=Path(cfg.input_encoder).name if cfg.input_encoder else "",
-        gram_layers=",".join(cfg.gram_layers),
-        style_weight=cfg.style_weight, gram_weight=cfg.gram_weight, whiten=cfg.whiten,
-        batch=cfg.batch, crop=cfg.crop, losses=json.dumps({k: round(v, 4) for k, v in last.items()}),
-        photos=Path(cfg.photos).name, paintings=Path(cfg.paintings).name)
-    data = save(state, metadata=meta)
-    I._atomic_write(path, lambda f: f.write(data))
 
 
 def train(cfg: TrainConfig, resume: bool = False, callback: Optional[Callback] = None,
