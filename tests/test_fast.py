@@ -139,6 +139,39 @@ def test_resume_continues_to_the_same_decoder(corpora, tmp_path):
         assert torch.equal(x, y), name
 
 
+def test_resume_with_ema_continues_to_the_same_average(corpora, tmp_path):
+    unbroken = train(_train_cfg(corpora, tmp_path / "a", steps=4, ema=0.5))
+    train(_train_cfg(corpora, tmp_path / "b", steps=2, ema=0.5))
+    resumed = train(_train_cfg(corpora, tmp_path / "b", steps=4, ema=0.5), resume=True)
+    (a, meta), (b, _) = load_decoder(unbroken), load_decoder(resumed)
+    assert meta["ema"] == "0.5"
+    for (name, x), y in zip(a.state_dict().items(), b.state_dict().values()):
+        assert torch.equal(x, y), name
+
+
+def test_ema_exports_the_running_average_of_the_weights(corpora, tmp_path):
+    """w̄ starts at the first step's weights, then w̄ ← d·w̄ + (1 − d)·w after each step."""
+    from painterly.fast_train import Trainer, load_pictures
+
+    cfg = _train_cfg(corpora, tmp_path, steps=3, ema=0.75, warmup_steps=1)
+    photos, paintings = load_pictures(cfg.photos, 32), load_pictures(cfg.paintings, 32)
+    trainer = Trainer(cfg, photos, paintings)
+    average = None
+    for _ in range(3):
+        trainer.step()
+        weights = {k: v.detach().clone() for k, v in trainer.decoder.state_dict().items()}
+        average = weights if average is None else \
+            {k: 0.75 * average[k] + 0.25 * weights[k] for k in weights}
+    result = trainer.result.state_dict()
+    assert any(not torch.equal(result[k], weights[k]) for k in weights)  # not the last weights
+    for name, value in average.items():
+        torch.testing.assert_close(result[name], value, rtol=1e-6, atol=1e-7)
+    trainer.export(tmp_path / "d.safetensors", {})
+    exported = load_decoder(tmp_path / "d.safetensors")[0].state_dict()
+    for name, value in average.items():
+        torch.testing.assert_close(exported[name], value.half().float())
+
+
 def _tiny(decoder_path, **kw):
     return FastConfig(model="tiny", decoder=str(decoder_path), precision="fp32", **kw)
 

@@ -78,7 +78,7 @@ def _add_train_parser(sub) -> None:
                        "and one of paintings. Checkpoints every few minutes; --resume continues.")
     _add_run_flags(p, TRAIN, "decoder",
                    ("steps", "warmup_steps", "batch", "crop", "preview_every", "seed", "threads"),
-                   ("lr", "lr_decay", "style_weight", "gram_weight", "whiten",
+                   ("lr", "lr_decay", "style_weight", "gram_weight", "whiten", "ema",
                     "checkpoint_minutes", "minutes"))
     p.add_argument("--gram-layers", type=_names, default=TRAIN.gram_layers,
                    help="layers of the Gram term, comma-separated (%(default)s)")
@@ -207,7 +207,7 @@ def run_train(args) -> int:
         warmup_steps=args.warmup_steps,
         batch=args.batch, crop=args.crop, lr=args.lr, lr_decay=args.lr_decay,
         style_weight=args.style_weight, gram_weight=args.gram_weight,
-        gram_layers=args.gram_layers, whiten=args.whiten,
+        gram_layers=args.gram_layers, whiten=args.whiten, ema=args.ema,
         checkpoint_minutes=args.checkpoint_minutes, minutes=args.minutes,
         preview_every=args.preview_every,
         seed=args.seed, model=args.model, weights=args.weights,

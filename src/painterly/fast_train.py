@@ -57,6 +57,8 @@ class TrainConfig:
     gram_weight: float = 0.5            # γ
     gram_layers: tuple[str, ...] = STATS_LAYERS  # where the Gram term is taken
     whiten: float = 0.5                 # the AdaIN/WCT blend the decoder learns to paint
+    ema: float = 0.0                    # decay of a running average of the decoder's weights,
+                                        # which is what gets exported; 0 = the last weights
     checkpoint_minutes: float = 5.0
     minutes: float = 0.0                # stop, with a checkpoint, after this long; 0 = no limit
     preview_every: int = 250            # steps; 0 = only at checkpoints
@@ -82,6 +84,7 @@ class TrainConfig:
         check_option(bool(self.gram_layers) and set(self.gram_layers) <= set(layer_names("vgg16")),
                      "gram_layers", ",".join(self.gram_layers), "VGG16 layer names, e.g. relu5_1")
         check_option(0 <= self.whiten <= 1, "whiten", self.whiten, "a number in [0, 1]")
+        check_option(0 <= self.ema < 1, "ema", self.ema, "a number in [0, 1), e.g. 0.999")
         check_option(self.minutes >= 0, "minutes", self.minutes, "a number ≥ 0 (0 = no limit)")
 
 
@@ -180,6 +183,7 @@ class Trainer:
         self.optimizer = torch.optim.Adam(self.decoder.parameters(), lr=cfg.lr)
         self.schedule = torch.optim.lr_scheduler.LambdaLR(
             self.optimizer, lambda step: 1.0 / (1.0 + cfg.lr_decay * step))
+        self.average = _ema_copy(self.decoder, cfg.ema) if cfg.ema else None
         self.in_channels, self.done = in_channels, 0
 
     def batch(self, step: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -237,13 +241,20 @@ class Trainer:
         torch.nn.utils.clip_grad_norm_(self.decoder.parameters(), 10.0)
         self.optimizer.step()
         self.schedule.step()
+        if self.average is not None:
+            self.average.update_parameters(self.decoder)
         self.done += 1
         return {k: float(v.detach()) for k, v in losses.items()}
+
+    @property
+    def result(self) -> torch.nn.Module:
+        """The decoder that is previewed and exported: the running average when --ema is on."""
+        return self.average.module if self.average is not None else self.decoder
 
     @torch.no_grad()
     def preview(self, n: int = 4) -> torch.Tensor:
         """Rows of photo | painting | result for fixed pairs, as one picture."""
-        self.decoder.eval()
+        decoder = self.result.eval()
         gen = torch.Generator().manual_seed(12345)
         size = max(self.cfg.crop, 192)
         c = random_crops(self.photos, n, min(size, _min_side(self.photos)), gen)
@@ -254,20 +265,28 @@ class Trainer:
         target = transform(f_c, style_statistics(self.input_encoder(s)[ENCODER_LAYER],
                                                   self.cfg.whiten > 0), self.cfg.whiten)
         with self.encoder._autocast():
-            out = self.decoder(target).float().clamp(0, 1)
+            out = decoder(target).float().clamp(0, 1)
         rows = [torch.cat([c[i], s[i], out[i]], dim=-1) for i in range(n)]
         return torch.cat(rows, dim=-2).unsqueeze(0).cpu()
 
     def state(self) -> dict:
-        return {"decoder": self.decoder.state_dict(), "optimizer": self.optimizer.state_dict(),
-                "schedule": self.schedule.state_dict(), "step": self.done,
-                "config": json.dumps(asdict(self.cfg))}
+        state = {"decoder": self.decoder.state_dict(), "optimizer": self.optimizer.state_dict(),
+                 "schedule": self.schedule.state_dict(), "step": self.done,
+                 "config": json.dumps(asdict(self.cfg))}
+        if self.average is not None:
+            state["average"] = self.average.state_dict()
+        return state
 
     def load_state(self, state: dict) -> None:
         self.decoder.load_state_dict(state["decoder"])
         self.optimizer.load_state_dict(state["optimizer"])
         self.schedule.load_state_dict(state["schedule"])
         self.done = int(state["step"])
+        if self.average is not None:
+            if "average" in state:
+                self.average.load_state_dict(state["average"])
+            else:  # a checkpoint from a run without --ema: the average starts here
+                self.average = _ema_copy(self.decoder, self.cfg.ema)
 
     def export(self, path: Path, last: dict[str, float]) -> None:
         """Write the decoder in fp16 with its recipe as metadata, atomically."""
@@ -275,7 +294,7 @@ class Trainer:
 
         cfg = self.cfg
         state = {k: v.detach().to("cpu", torch.float16).contiguous()
-                 for k, v in self.decoder.state_dict().items()}
+                 for k, v in self.result.state_dict().items()}
         meta = decoder_metadata(
             f"{cfg.model}-caffe" if cfg.model == "vgg16" else cfg.model,
             in_channels=self.in_channels, scale=cfg.decoder_scale,
@@ -284,11 +303,20 @@ class Trainer:
             input_encoder=Path(cfg.input_encoder).name if cfg.input_encoder else "",
             gram_layers=",".join(cfg.gram_layers),
             style_weight=cfg.style_weight, gram_weight=cfg.gram_weight, whiten=cfg.whiten,
-            batch=cfg.batch, crop=cfg.crop,
+            ema=cfg.ema, batch=cfg.batch, crop=cfg.crop,
             losses=json.dumps({k: round(v, 4) for k, v in last.items()}),
             photos=Path(cfg.photos).name, paintings=Path(cfg.paintings).name)
         data = save(state, metadata=meta)
         I._atomic_write(path, lambda f: f.write(data))
+
+
+def _ema_copy(decoder: torch.nn.Module, decay: float):
+    """A running average of the decoder's weights, w̄ ← decay·w̄ + (1 − decay)·w (Polyak
+    averaging). Not in the AdaIN paper: it smooths out the step-to-step noise of small
+    batches, which late in training moves the results more than the training itself."""
+    from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
+
+    return AveragedModel(decoder, multi_avg_fn=get_ema_multi_avg_fn(decay))
 
 
 def _min_side(pictures: list[torch.Tensor]) -> int:
