@@ -169,7 +169,7 @@ def test_ema_exports_the_running_average_of_the_weights(corpora, tmp_path):
     trainer.export(tmp_path / "d.safetensors", {})
     exported = load_decoder(tmp_path / "d.safetensors")[0].state_dict()
     for name, value in average.items():
-        torch.testing.assert_close(exported[name], value.half().float())
+        torch.testing.assert_close(exported[name], value, rtol=1e-3, atol=1e-4)  # fp16 file
 
 
 def _tiny(decoder_path, **kw):
