@@ -11,9 +11,10 @@ from painterly import image as I
 from painterly.errors import ConfigError, WeightsError
 from painterly.fast import (DECODER_FILE, MARGIN, FastConfig, FastStylizer, SubpixelConv,
                             adain, build_decoder, feature_stats, fuse_upsampling, load_decoder,
-                            mirror_pad, style_statistics, transform, wct, whitening)
+                            mirror_pad, parse_widths, style_statistics, transform, wct, whitening)
 from painterly.fast_distill import DistillConfig
-from painterly.fast_train import DECODER, TrainConfig, load_pictures, random_crops, train
+from painterly.fast_train import (DECODER, TrainConfig, load_pictures, random_crops, start_from,
+                                  train)
 
 from conftest import CONTENT, STYLE, _train_cfg, picture, stripes
 
@@ -119,6 +120,31 @@ def test_training_can_start_from_a_decoder_and_stop_on_time(tiny_decoder, corpor
                zip(start.state_dict().values(), decoder.state_dict().values()))
     with pytest.raises(ConfigError, match="does not fit"):
         train(_train_cfg(corpora, tmp_path / "x", init=str(tiny_decoder), decoder_scale=1 / 8))
+
+
+DEEPER = parse_widths("256/128,128/64,64/32,32")  # one more conv at full size
+
+
+def test_a_deeper_decoder_starts_as_the_decoder_it_grows_from(tiny_decoder):
+    small, _ = load_decoder(tiny_decoder)
+    deep = build_decoder(small[2].in_channels, 1 / 16, 1.0, DEEPER)  # Scale, pad, conv, …
+    assert len(deep) == len(small) + 3  # pad, conv, ReLU
+    start_from(small, deep, "tiny")
+    x = torch.rand(2, deep[2].in_channels, 5, 7)
+    assert torch.equal(deep(x), small(x))
+    with pytest.raises(ConfigError, match="does not fit"):  # widths changed, not only added
+        start_from(small, build_decoder(deep[2].in_channels, 1 / 16, 1.0,
+                                        parse_widths("256/256,128/64,64/32")), "tiny")
+
+
+def test_training_a_deeper_decoder_from_a_smaller_one(tiny_decoder, corpora, tmp_path):
+    path = train(_train_cfg(corpora, tmp_path, steps=2, init=str(tiny_decoder), widths=DEEPER,
+                            warmup_steps=0))
+    decoder, meta = load_decoder(path)  # the file says how to build it
+    assert json.loads(meta["widths"]) == [list(b) for b in DEEPER]
+    assert sum(isinstance(m, nn.Conv2d) for m in decoder) == 8
+    with pytest.raises(ConfigError, match="widths"):
+        TrainConfig(widths=((256,), (128,)))
 
 
 def test_small_training_pictures_are_scaled_up_to_the_crop(tmp_path):

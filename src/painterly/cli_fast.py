@@ -1,6 +1,7 @@
 """``painterly fast`` and ``painterly train-fast``: flags -> FastConfig / TrainConfig -> library."""
 from __future__ import annotations
 
+import argparse
 import json
 import sys
 import time
@@ -12,7 +13,7 @@ from . import image as I
 from .cli import (_cancel_on_signals, _floats, _names, _Reporter, _with_signal, add_input_flags,
                   input_options)
 from .errors import Cancelled, ConfigError, InputImageError, OutputError, PainterlyError
-from .fast import ENCODERS, FastConfig, FastStylizer
+from .fast import ENCODERS, FastConfig, FastStylizer, parse_widths
 from .fast_distill import DistillConfig, distill
 from .fast_train import TrainConfig, train
 
@@ -85,6 +86,9 @@ def _add_train_parser(sub) -> None:
     p.add_argument("--model", choices=("vgg16", "tiny"), default=TRAIN.model)
     p.add_argument("--decoder-scale", type=float, default=TRAIN.decoder_scale,
                    help="decoder width factor; < 1 only for tests (%(default)s)")
+    p.add_argument("--widths", type=_widths, default=TRAIN.widths, metavar="W/W,W/…",
+                   help="conv widths of the decoder's four blocks, '/' between blocks "
+                   "(default: painterly's own, 256/128,128/64,64/32)")
     p.add_argument("--init", default=TRAIN.init, metavar="DECODER",
                    help="start from this decoder file (fine-tune) instead of a fresh one")
     p.add_argument("--input-encoder", default=TRAIN.input_encoder, metavar="SLIM",
@@ -95,6 +99,14 @@ def _add_train_parser(sub) -> None:
     p.add_argument("--precision", choices=("auto", "fp32", "bf16"), default=TRAIN.precision)
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=run_train)
+
+
+def _widths(text: str) -> tuple[tuple[int, ...], ...]:
+    try:
+        return parse_widths(text)
+    except ConfigError as exc:
+        raise argparse.ArgumentTypeError(f"expected widths like 256/128,128/64,64/32, "
+                                         f"got {text!r}") from exc
 
 
 def _add_distill_parser(sub) -> None:
@@ -211,7 +223,7 @@ def run_train(args) -> int:
         checkpoint_minutes=args.checkpoint_minutes, minutes=args.minutes,
         preview_every=args.preview_every,
         seed=args.seed, model=args.model, weights=args.weights,
-        decoder_scale=args.decoder_scale, init=args.init, input_encoder=args.input_encoder,
+        decoder_scale=args.decoder_scale, widths=args.widths, init=args.init, input_encoder=args.input_encoder,
         device=args.device,
         precision=args.precision,
         threads=args.threads)

@@ -117,12 +117,14 @@ def transform(content: torch.Tensor, style: StyleStats, whiten: float,
 
 
 def build_decoder(in_channels: int = 512, scale: float = 1.0,
-                  input_scale: float = INPUT_SCALE) -> nn.Sequential:
+                  input_scale: float = INPUT_SCALE,
+                  widths: Sequence[Sequence[int]] = DECODER_WIDTHS) -> nn.Sequential:
     """Upsample + 3×3 conv blocks (no transposed convolutions, so no checkerboards) with
-    reflection padding (no dark borders). ``scale`` < 1 gives the tiny test decoder."""
+    reflection padding (no dark borders). ``widths``: the conv widths of each of the four
+    blocks (1/8, 1/4, 1/2 and full size); ``scale`` < 1 gives the tiny test decoder."""
     layers: list[nn.Module] = [Scale(input_scale)]
     channels = in_channels
-    for block, widths in enumerate(DECODER_WIDTHS):
+    for block, widths in enumerate(check_widths(widths)):
         if block:
             layers.append(nn.Upsample(scale_factor=2, mode="nearest"))
         for width in widths:
@@ -198,9 +200,28 @@ class Scale(nn.Module):
         return x * self.factor
 
 
-def decoder_metadata(encoder: str, **extra) -> dict[str, str]:
+def check_widths(widths, shown=None) -> tuple[tuple[int, ...], ...]:
+    """The decoder's widths as a tuple of four tuples of positive integers, or a ConfigError
+    (naming ``shown``, the widths as the user wrote them)."""
+    try:
+        out = tuple(tuple(int(w) for w in block) for block in widths)
+    except (TypeError, ValueError):
+        out = ()
+    check_option(len(out) == 4 and all(out) and all(w >= 1 for b in out for w in b), "widths",
+                 widths if shown is None else shown,
+                 "four blocks of conv widths, '/' between blocks, e.g. 256/128,128/64,64/32")
+    return out
+
+
+def parse_widths(text: str) -> tuple[tuple[int, ...], ...]:
+    """'256/128,128/64,64/32' (blocks split by '/', widths by ',') as build_decoder's widths."""
+    return check_widths([block.split(",") for block in text.split("/")], shown=text)
+
+
+def decoder_metadata(encoder: str, widths: Sequence[Sequence[int]] = DECODER_WIDTHS,
+                     **extra) -> dict[str, str]:
     meta = {"format": "painterly-adain-decoder", "encoder": encoder,
-            "encoder_layer": ENCODER_LAYER, "widths": json.dumps(DECODER_WIDTHS)}
+            "encoder_layer": ENCODER_LAYER, "widths": json.dumps(check_widths(widths))}
     return {**meta, **{k: str(v) for k, v in extra.items()}}
 
 
@@ -222,8 +243,13 @@ def load_decoder(path: str | Path | None = None) -> tuple[nn.Sequential, dict[st
     if meta.get("format") != "painterly-adain-decoder":
         raise WeightsError(f"{path} is not a painterly decoder", "pass a file made by train-fast")
     scale = float(meta.get("scale", 1.0))
+    try:
+        widths = check_widths(json.loads(meta.get("widths", json.dumps(DECODER_WIDTHS))))
+    except (ValueError, ConfigError) as exc:
+        raise WeightsError(f"{path} has unreadable decoder widths", "pass a file made by "
+                           "train-fast") from exc
     decoder = build_decoder(int(meta.get("in_channels", 512)), scale,
-                            float(meta.get("input_scale", INPUT_SCALE)))
+                            float(meta.get("input_scale", INPUT_SCALE)), widths)
     try:
         decoder.load_state_dict(state, strict=True)
     except RuntimeError as exc:

@@ -27,8 +27,9 @@ from PIL import Image
 
 from . import image as I
 from .errors import ConfigError, InputImageError, check_option
-from .fast import (ENCODER_LAYER, INPUT_SCALE, STATS_LAYERS, build_decoder, decoder_metadata,
-                   feature_stats, load_decoder, style_statistics, transform)
+from .fast import (DECODER_WIDTHS, ENCODER_LAYER, INPUT_SCALE, STATS_LAYERS, build_decoder,
+                   check_widths, decoder_metadata, feature_stats, load_decoder,
+                   style_statistics, transform)
 from .features import NetSpec, build_extractor
 from .losses import gram_matrix, style_loss
 from .nets.vgg import layer_names
@@ -66,6 +67,7 @@ class TrainConfig:
     model: str = "vgg16"                # "tiny" for tests
     weights: Optional[str] = None
     decoder_scale: float = 1.0          # < 1 for a tiny test decoder
+    widths: tuple[tuple[int, ...], ...] = DECODER_WIDTHS  # conv widths of the four blocks
     init: Optional[str] = None          # start from this decoder file (fine-tuning); None = fresh
     input_encoder: Optional[str] = None  # a slim encoder file (or "slim": painterly's own)
                                          # whose relu4_1 the decoder paints from; None = model's
@@ -86,6 +88,7 @@ class TrainConfig:
         check_option(0 <= self.whiten <= 1, "whiten", self.whiten, "a number in [0, 1]")
         check_option(0 <= self.ema < 1, "ema", self.ema, "a number in [0, 1), e.g. 0.999")
         check_option(self.minutes >= 0, "minutes", self.minutes, "a number ≥ 0 (0 = no limit)")
+        object.__setattr__(self, "widths", check_widths(self.widths))
 
 
 def load_pictures(source: str, min_side: int) -> list[torch.Tensor]:
@@ -163,7 +166,7 @@ class Trainer:
         in_channels = self.encoder.net[self.encoder.index_of[ENCODER_LAYER] - 1].out_channels
         # The tiny test net's features are O(1) already (see features._tiny_net).
         self.input_scale = INPUT_SCALE if cfg.model == "vgg16" else 1.0
-        self.decoder = build_decoder(in_channels, cfg.decoder_scale, self.input_scale)
+        self.decoder = build_decoder(in_channels, cfg.decoder_scale, self.input_scale, cfg.widths)
         self.input_encoder = self.encoder
         if cfg.input_encoder:
             # Fine-tuning for the distilled encoder (fast_distill.py): the decoder learns to
@@ -172,13 +175,7 @@ class Trainer:
             path = None if cfg.input_encoder == "slim" else cfg.input_encoder
             self.input_encoder = slim_extractor(path, self.device, self.encoder.precision)[0]
         if cfg.init:
-            try:
-                self.decoder.load_state_dict(load_decoder(cfg.init)[0].state_dict())
-            except RuntimeError as exc:
-                raise ConfigError(f"--init {cfg.init} does not fit this decoder",
-                                  "use a decoder trained with the same --model and "
-                                  "--decoder-scale") from exc
-            self.decoder.requires_grad_(True)
+            start_from(load_decoder(cfg.init)[0], self.decoder, cfg.init)
         self.decoder = self.decoder.to(self.device, memory_format=torch.channels_last)
         self.optimizer = torch.optim.Adam(self.decoder.parameters(), lr=cfg.lr)
         self.schedule = torch.optim.lr_scheduler.LambdaLR(
@@ -298,7 +295,7 @@ class Trainer:
         meta = decoder_metadata(
             f"{cfg.model}-caffe" if cfg.model == "vgg16" else cfg.model,
             in_channels=self.in_channels, scale=cfg.decoder_scale,
-            input_scale=self.input_scale, steps=self.done,
+            widths=cfg.widths, input_scale=self.input_scale, steps=self.done,
             init=Path(cfg.init).name if cfg.init else "",
             input_encoder=Path(cfg.input_encoder).name if cfg.input_encoder else "",
             gram_layers=",".join(cfg.gram_layers),
@@ -308,6 +305,42 @@ class Trainer:
             photos=Path(cfg.photos).name, paintings=Path(cfg.paintings).name)
         data = save(state, metadata=meta)
         I._atomic_write(path, lambda f: f.write(data))
+
+
+def start_from(small: torch.nn.Sequential, decoder: torch.nn.Sequential, name: str) -> None:
+    """Copy the trained decoder ``small`` into ``decoder``, which may have extra convs at the
+    end of its blocks (--widths deeper than --init's). Each extra conv starts as the identity
+    (Net2DeeperNet, Chen et al. 2016): its input is a ReLU's output, so conv and ReLU pass
+    it unchanged and training starts from exactly the pictures ``small`` paints."""
+    have, want = _conv_blocks(small), _conv_blocks(decoder)
+    fits = len(have) == len(want) and all(
+        len(a) <= len(b) and all(x.weight.shape == y.weight.shape for x, y in zip(a, b)) and
+        all(y.in_channels == y.out_channels for y in b[len(a):]) for a, b in zip(have, want))
+    if not fits:
+        raise ConfigError(f"--init {name} does not fit this decoder",
+                          "use a decoder trained with the same --model and --decoder-scale; "
+                          "--widths may only add convs of a block's last width")
+    with torch.no_grad():
+        for a, b in zip(have, want):
+            for x, y in zip(a, b):
+                y.weight.copy_(x.weight)
+                y.bias.copy_(x.bias)
+            for y in b[len(a):]:
+                y.weight.zero_()
+                y.weight[range(y.out_channels), range(y.in_channels), 1, 1] = 1.0
+                y.bias.zero_()
+
+
+def _conv_blocks(decoder: torch.nn.Sequential) -> list[list[torch.nn.Conv2d]]:
+    """The decoder's convs, block by block (split at each upsampling); the last, which
+    paints the picture, is a block of its own."""
+    blocks: list[list[torch.nn.Conv2d]] = [[]]
+    for module in decoder:
+        if isinstance(module, torch.nn.Upsample):
+            blocks.append([])
+        elif isinstance(module, torch.nn.Conv2d):
+            blocks[-1].append(module)
+    return blocks[:-1] + [blocks[-1][:-1], blocks[-1][-1:]]
 
 
 def _ema_copy(decoder: torch.nn.Module, decay: float):
