@@ -139,12 +139,25 @@ def test_a_deeper_decoder_starts_as_the_decoder_it_grows_from(tiny_decoder):
 
 def test_training_a_deeper_decoder_from_a_smaller_one(tiny_decoder, corpora, tmp_path):
     path = train(_train_cfg(corpora, tmp_path, steps=2, init=str(tiny_decoder), widths=DEEPER,
-                            warmup_steps=0))
+                            warmup_steps=0, gram_distance=True))
     decoder, meta = load_decoder(path)  # the file says how to build it
     assert json.loads(meta["widths"]) == [list(b) for b in DEEPER]
+    assert meta["gram_distance"] == "True"
     assert sum(isinstance(m, nn.Conv2d) for m in decoder) == 8
     with pytest.raises(ConfigError, match="widths"):
         TrainConfig(widths=((256,), (128,)))
+
+
+def test_gram_distance_term_is_the_mean_style_distance_per_picture():
+    from painterly.fast_train import _gram_term
+    from painterly.losses import gram_matrix, style_distance, style_loss
+    torch.manual_seed(0)
+    out, style = torch.rand(3, 8, 6, 6), torch.rand(3, 8, 6, 6)
+    each = [style_distance(gram_matrix(out[i: i + 1]), gram_matrix(style[i: i + 1]))
+            for i in range(3)]
+    assert torch.allclose(_gram_term(out, style, True), torch.stack(each).mean(), atol=1e-6)
+    assert torch.equal(_gram_term(out, style, False),
+                       style_loss(gram_matrix(out), gram_matrix(style)))
 
 
 def test_small_training_pictures_are_scaled_up_to_the_crop(tmp_path):

@@ -5,7 +5,7 @@ import argparse
 import json
 import sys
 import time
-from dataclasses import asdict
+from dataclasses import asdict, fields
 from pathlib import Path
 
 from . import __version__
@@ -83,6 +83,9 @@ def _add_train_parser(sub) -> None:
                     "checkpoint_minutes", "minutes"))
     p.add_argument("--gram-layers", type=_names, default=TRAIN.gram_layers,
                    help="layers of the Gram term, comma-separated (%(default)s)")
+    p.add_argument("--gram-distance", action="store_true",
+                   help="Gram term: each layer's relative distance ‖G−A‖/‖A‖ per picture, as "
+                   "painterly's style distance counts it, instead of its square")
     p.add_argument("--model", choices=("vgg16", "tiny"), default=TRAIN.model)
     p.add_argument("--decoder-scale", type=float, default=TRAIN.decoder_scale,
                    help="decoder width factor; < 1 only for tests (%(default)s)")
@@ -214,34 +217,22 @@ def _jobs(args) -> list[tuple[str, Path]]:
 
 
 def run_train(args) -> int:
-    config = TrainConfig(
-        photos=args.photos, paintings=args.paintings, out=args.out, steps=args.steps,
-        warmup_steps=args.warmup_steps,
-        batch=args.batch, crop=args.crop, lr=args.lr, lr_decay=args.lr_decay,
-        style_weight=args.style_weight, gram_weight=args.gram_weight,
-        gram_layers=args.gram_layers, whiten=args.whiten, ema=args.ema,
-        checkpoint_minutes=args.checkpoint_minutes, minutes=args.minutes,
-        preview_every=args.preview_every,
-        seed=args.seed, model=args.model, weights=args.weights,
-        decoder_scale=args.decoder_scale, widths=args.widths, init=args.init, input_encoder=args.input_encoder,
-        device=args.device,
-        precision=args.precision,
-        threads=args.threads)
+    config = _config_from(TrainConfig, args)
     path = _run_training(train, config, args)
     _say(args)(f"wrote {path}; use it with: painterly fast PHOTO STYLE --decoder {path}")
     return 0
 
 
 def run_distill(args) -> int:
-    config = DistillConfig(
-        photos=args.photos, paintings=args.paintings, out=args.out, steps=args.steps,
-        batch=args.batch, crop=args.crop, lr=args.lr, lr_decay=args.lr_decay,
-        checkpoint_minutes=args.checkpoint_minutes, minutes=args.minutes,
-        preview_every=args.preview_every, seed=args.seed, model=args.model, weights=args.weights,
-        decoder=args.decoder, device=args.device, precision=args.precision, threads=args.threads)
+    config = _config_from(DistillConfig, args)
     path = _run_training(distill, config, args)
     _say(args)(f"wrote {path}; use it with: painterly fast PHOTO STYLE --weights {path}")
     return 0
+
+
+def _config_from(kind, args):
+    """A training config from the flags: each field has a flag of its name."""
+    return kind(**{f.name: getattr(args, f.name) for f in fields(kind)})
 
 
 def _say(args):
