@@ -3,6 +3,8 @@ import importlib.util
 import sys
 from pathlib import Path
 
+import pytest
+
 BENCH = Path(__file__).resolve().parents[1] / "benchmarks" / "bench.py"
 
 
@@ -37,3 +39,14 @@ def test_quick_fast_benchmark_writes_its_report(tmp_path, monkeypatch):
     for name in ("fast_painterly_96.jpg", "fast_painterly_full_96.jpg",
                  "fast_painterly_vgg16_96.jpg"):
         assert (tmp_path / "images" / name).exists()
+
+
+def test_compare_decoders_scores_each_decoder(corpora, tiny_decoder, monkeypatch, capsys):
+    compare = _load("compare_decoders", monkeypatch)
+    assert compare.main([str(tiny_decoder), str(tiny_decoder), "--model", "tiny", "--pairs", "3",
+                         "--photos", str(corpora / "photos"),
+                         "--paintings", str(corpora / "paintings")]) == 0
+    rows = [line for line in capsys.readouterr().out.splitlines() if str(tiny_decoder) in line]
+    assert len(rows) == 2 and rows[0] == rows[1]  # one decoder, the same fixed pairs
+    style, content, *layers = [float(v) for v in rows[0].strip("| ").split(" | ")[1:]]
+    assert len(layers) == 5 and style == pytest.approx(sum(layers) / 5, abs=1e-3) and content > 0

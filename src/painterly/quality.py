@@ -25,11 +25,20 @@ def reference_extractor(model: str = "vgg16") -> FeatureExtractor:
 @torch.no_grad()
 def distances(output: torch.Tensor, content: I.ImageLike, style: I.ImageLike,
               extractor: FeatureExtractor | None = None) -> dict[str, float]:
+    each = layer_distances(output, content, style, extractor)
+    return {"style": sum(each[k] for k in STYLE_LAYERS) / len(STYLE_LAYERS),
+            "content": each[CONTENT_LAYER]}
+
+
+@torch.no_grad()
+def layer_distances(output: torch.Tensor, content: I.ImageLike, style: I.ImageLike,
+                    extractor: FeatureExtractor | None = None) -> dict[str, float]:
+    """The style distance at each of STYLE_LAYERS and the content distance at CONTENT_LAYER."""
     extractor = extractor or reference_extractor()
     output = I.load_image(output)
     photo = I.resize(I.load_image(content), size=tuple(output.shape[-2:]))
     painting = I.resize(I.load_image(style), long_side=max(output.shape[-2:]))
     fx, fc, fs = extractor(output), extractor(photo), extractor(painting)
-    style_d = sum(style_distance(gram_matrix(fx[k]), gram_matrix(fs[k])) for k in STYLE_LAYERS)
-    return {"style": float(style_d) / len(STYLE_LAYERS),
-            "content": float(content_distance(fx[CONTENT_LAYER], fc[CONTENT_LAYER]))}
+    each = {k: float(style_distance(gram_matrix(fx[k]), gram_matrix(fs[k]))) for k in STYLE_LAYERS}
+    each[CONTENT_LAYER] = float(content_distance(fx[CONTENT_LAYER], fc[CONTENT_LAYER]))
+    return each
