@@ -26,6 +26,8 @@ STATS_LAYERS = ("relu1_1", "relu2_1", "relu3_1", "relu4_1")  # the training styl
 # Channel widths of the decoder, from relu4_1 (1/8 size) back up to the picture. It mirrors
 # the encoder's blocks but is narrower than AdaIN's (which mirrors VGG19 exactly): on a 2-core
 # CPU the full mirror costs as much as the encoder, and a slimmer one trains in a day's budget.
+# These are a fresh decoder's; a file's own are in its metadata (painterly's has a second
+# full-size conv, grown with train-fast --widths).
 DECODER_WIDTHS = ((256,), (128, 128), (64, 64), (32,))
 DECODER_FILE = Path(__file__).parent / "models" / "adain-vgg16-decoder.safetensors"
 EPS = 1e-5
