@@ -91,7 +91,8 @@ def _add_train_parser(sub) -> None:
                    help="decoder width factor; < 1 only for tests (%(default)s)")
     p.add_argument("--widths", type=_widths, default=TRAIN.widths, metavar="W/W,W/…",
                    help="conv widths of the decoder's four blocks, '/' between blocks "
-                   "(default: painterly's own, 256/128,128/64,64/32)")
+                   "(default: a fresh decoder's, 256/128,128/64,64/32; painterly's own "
+                   "has a second full-size conv: 256/128,128/64,64/32,32)")
     p.add_argument("--init", default=TRAIN.init, metavar="DECODER",
                    help="start from this decoder file (fine-tune) instead of a fresh one")
     p.add_argument("--input-encoder", default=TRAIN.input_encoder, metavar="SLIM",

@@ -246,7 +246,7 @@ def load_decoder(path: str | Path | None = None) -> tuple[nn.Sequential, dict[st
         raise WeightsError(f"{path} is not a painterly decoder", "pass a file made by train-fast")
     scale = float(meta.get("scale", 1.0))
     try:
-        widths = check_widths(json.loads(meta.get("widths", json.dumps(DECODER_WIDTHS))))
+        widths = check_widths(json.loads(meta["widths"]) if "widths" in meta else DECODER_WIDTHS)
     except (ValueError, ConfigError) as exc:
         raise WeightsError(f"{path} has unreadable decoder widths", "pass a file made by "
                            "train-fast") from exc
