@@ -27,7 +27,8 @@ from painterly.features import NetSpec, build_extractor
 from painterly.losses import gram_matrix
 from painterly.nets import layer_index
 from painterly.quality import distances, reference_extractor
-from painterly.transfer import PRESETS, STYLE_LAYERS, TransferConfig
+from painterly.features import STYLE_LAYERS
+from painterly.transfer import PRESETS, TransferConfig
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared" / "images"
@@ -95,12 +96,12 @@ def eval_time(model: str, precision: str, channels_last: bool, size: tuple[int, 
 
 def loss_eval_time(model: str, size: int, repeats: int) -> float:
     """Median seconds of one evaluation of painterly's full loss (default settings)."""
-    from painterly.transfer import _make_loss
+    from painterly.transfer import make_loss
     cfg = TransferConfig(model=model)
     ext = build_extractor(NetSpec(model), cfg.content_layers + cfg.style_layers,
                           torch.device("cpu"), "auto")
     photo = I.resize(_pair()[0], long_side=size)
-    loss_fn = _make_loss(ext, cfg, photo, [_pair()[1]], [1.0])
+    loss_fn = make_loss(ext, cfg, photo, [_pair()[1]], [1.0])
 
     def once():
         x = photo.clone().requires_grad_(True)
@@ -144,8 +145,8 @@ def run_preset(name: str, cfg: TransferConfig, ref, trace_every: int) -> tuple[T
     trace = Trace(name)
     final_size = tuple(I.resize(_pair()[0], long_side=cfg.size).shape[-2:])
     tracer = _Tracer(trace, ref, final_size)
-    out = painterly.stylize(_pair()[0], [_pair()[1]], replace(cfg, preview_every=trace_every),
-                            callback=tracer)
+    out = painterly.stylize(_pair()[0], [_pair()[1]], cfg, callback=tracer,
+                            preview_every=trace_every)
     trace.seconds = tracer.clock()
     trace.final = distances(out, *_pair(), ref)
     return trace, out

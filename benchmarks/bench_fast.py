@@ -20,7 +20,8 @@ import numpy as np
 import torch
 
 from painterly import image as I
-from painterly.fast import FastConfig, FastStylizer, build_decoder
+from painterly.fast import FastConfig, FastStylizer
+from painterly.nets.decoder import build_decoder
 from painterly.quality import distances, reference_extractor
 
 ROOT = Path(__file__).resolve().parents[1]

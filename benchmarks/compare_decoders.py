@@ -19,10 +19,10 @@ from pathlib import Path
 
 import torch
 
+from painterly.corpus import load_pictures
 from painterly.fast import FastConfig, FastStylizer
-from painterly.fast_train import load_pictures
-from painterly.quality import CONTENT_LAYER, layer_distances, reference_extractor
-from painterly.transfer import STYLE_LAYERS
+from painterly.features import CONTENT_LAYER, STYLE_LAYERS
+from painterly.quality import layer_distances, reference_extractor
 
 DATASETS = Path(__file__).resolve().parents[2] / "shared" / "datasets"
 

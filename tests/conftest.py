@@ -4,12 +4,23 @@ import pytest
 import torch
 
 from painterly import image as I
-from painterly.fast_train import TrainConfig, train
+from painterly.fast import TrainConfig, train
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared"
 WEIGHTS = SHARED / "weights"
 CONTENT = SHARED / "images" / "content"
 STYLE = SHARED / "images" / "style"
+
+
+def pytest_terminal_summary(terminalreporter, exitstatus, config):
+    """Keep the closing "N passed" line visible however the suite is started: pytest itself
+    drops it at -qq (e.g. a -q on the command line on top of one in the config)."""
+    if config.get_verbosity() >= -1:
+        return  # pytest prints its own
+    counts = {k: len(v) for k, v in terminalreporter.stats.items()
+              if k in ("passed", "failed", "error", "skipped", "xfailed", "xpassed") and v}
+    summary = ", ".join(f"{n} {k}" for k, n in counts.items()) or "no tests ran"
+    terminalreporter.write_line(f"{summary} (exit status {int(exitstatus)})")
 
 
 @pytest.fixture(autouse=True)
@@ -27,6 +38,16 @@ def real_weights(monkeypatch):
         pytest.skip("../shared/weights is not beside the project")
     monkeypatch.setenv("PAINTERLY_WEIGHTS_DIR", str(WEIGHTS))
     return WEIGHTS
+
+
+def default_sigint() -> None:
+    """preexec_fn for a child the test will interrupt: SIGINT back to its default.
+
+    Started from a background job or under nohup, the test runner inherits an ignored SIGINT
+    and its children would too; painterly rightly keeps an ignored SIGINT ignored, so the
+    child the test sends Ctrl-C to must be given the default first."""
+    import signal
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 def picture(h=48, w=64, seed=0) -> torch.Tensor:

@@ -8,10 +8,11 @@ import pytest
 from PIL import Image
 
 import painterly
-from painterly.cli import build_parser, config_from_args, main
+from painterly.cli import build_parser, main
+from painterly.cli.style import config_from_args
 from painterly.transfer import TransferConfig
 
-from conftest import picture, stripes
+from conftest import default_sigint, picture, stripes
 
 FAST = ["--model", "tiny", "--size", "64", "--min-size", "45", "--iterations", "3",
         "--precision", "fp32"]
@@ -34,7 +35,7 @@ def test_every_config_field_has_a_flag():
     args = build_parser().parse_args(["style", "a.png", "b.png"])
     assert config_from_args(args) == TransferConfig()  # flag defaults are the config's
     flags = {a.dest for a in build_parser()._subparsers._group_actions[0].choices["style"]._actions}
-    covered = flags | {"style_layer_weights", "preview_every"}  # style-layers / save-every
+    covered = flags | {"style_layer_weights"}  # --style-layers
     assert {f.name for f in fields(TransferConfig)} <= covered
 
 
@@ -45,7 +46,7 @@ def test_style_main_writes_png_with_settings_and_json(pictures, tmp_path, capsys
     assert code == 0
     record = json.loads(capsys.readouterr().out)
     assert record["output"] == str(out) and record["seed"] == 0
-    assert set(record["final_losses"]) >= {"content", "style", "tv"}
+    assert set(record["losses"]) >= {"content", "style", "tv"}
     assert {k: v["iterations"] for k, v in record["stages"].items()} == {"scale 1/2": 3,
                                                                         "scale 2/2": 3}
     settings = json.loads(Image.open(out).text["painterly"])
@@ -128,7 +129,7 @@ def test_ctrl_c_saves_the_picture_so_far(pictures, tmp_path):
     out = tmp_path / "long.png"
     args = [sys.executable, "-m", "painterly", "style", str(photo), str(art), "-o", str(out),
             "--model", "tiny", "--size", "64", "--iterations", "100000", "--precision", "fp32"]
-    proc = subprocess.Popen(args, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(args, stderr=subprocess.PIPE, text=True, preexec_fn=default_sigint)
     deadline = time.time() + 120
     line = ""
     while "scale 1/" not in line and time.time() < deadline:  # wait for the first iterations

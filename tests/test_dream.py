@@ -12,15 +12,16 @@ from PIL import Image
 
 import painterly
 from painterly.cli import build_parser, main
-from painterly.cli_dream import config_from_args
+from painterly.cli.dream import config_from_args
 from painterly.errors import Cancelled, ConfigError, DivergedError
 from painterly.features import NetSpec, build_extractor
-from painterly.optim import Run
+from painterly import imageops, objectives, video
+from painterly.progress import Tracker
 
 from conftest import CONTENT, picture, stripes
 
-# painterly.dream is the function; the module is reached by its full name.
-D = importlib.import_module("painterly.dream")
+# painterly.dream is the function; its module is painterly.deepdream.
+D = importlib.import_module("painterly.deepdream")
 
 TINY = dict(model="tiny", precision="fp32", octaves=2, steps=4)
 FAST = ["--model", "tiny", "--precision", "fp32", "--octaves", "2", "--steps", "3"]
@@ -34,31 +35,31 @@ def tiny_extractor():
 def test_roll_then_unroll_is_identity():
     x = torch.rand(1, 3, 37, 53)
     for shift in [(0, 0), (5, 11), (36, 52), (40, 60)]:
-        assert torch.equal(D.unroll(D.roll(x, shift), shift), x)
-    assert not torch.equal(D.roll(x, (5, 11)), x)
+        assert torch.equal(imageops.unroll(imageops.roll(x, shift), shift), x)
+    assert not torch.equal(imageops.roll(x, (5, 11)), x)
 
 
 def test_tiles_cover_the_picture_exactly_in_near_equal_parts():
-    slices = D.tile_slices(1000, 512)
+    slices = imageops.tile_slices(1000, 512)
     assert [(s.start, s.stop) for s in slices] == [(0, 500), (500, 1000)]
-    assert D.tile_slices(300, 512) == [slice(0, 300)]
-    assert all(s.stop - s.start <= 512 for s in D.tile_slices(2048, 512))
+    assert imageops.tile_slices(300, 512) == [slice(0, 300)]
+    assert all(s.stop - s.start <= 512 for s in imageops.tile_slices(2048, 512))
 
 
 def _objective(extractor, reference, **kw):
-    return D.make_objective(extractor, D.parse_layers(("relu4_3",)), "mean", reference, **kw)
+    return objectives.make_objective(extractor, objectives.parse_layers(("relu4_3",)), "mean", reference, **kw)
 
 
 def test_one_tile_gradient_equals_whole_picture_gradient(tiny_extractor):
     x = picture(64, 80)
     objective = _objective(tiny_extractor, x)
-    tiled, value = D.tiled_gradient(x, objective, tile_size=128)
+    tiled, value = imageops.tiled_gradient(x, objective, tile_size=128)
     whole = x.clone().requires_grad_(True)
     total = objective(whole)
     total.backward()
     assert torch.equal(tiled, whole.grad) and value == pytest.approx(total.item())
     # With 2×2 tiles every tile still gets its own, non-zero gradient.
-    split, _ = D.tiled_gradient(x, objective, tile_size=40)
+    split, _ = imageops.tiled_gradient(x, objective, tile_size=40)
     assert split.shape == x.shape and not torch.equal(split, tiled)
     assert all(split[..., ys, xs].abs().sum() > 0 for ys in (slice(0, 32), slice(32, 64))
                for xs in (slice(0, 40), slice(40, 80)))
@@ -153,7 +154,7 @@ def test_cancel_returns_the_picture_so_far_at_full_size():
 
 def test_nan_guard_stops_with_the_last_good_picture():
     x = picture(48, 64)
-    run = Run("dream", 3)
+    run = Tracker("dream", 3)
     with pytest.raises(DivergedError) as info:
         D.dream_octaves(x, lambda tile: tile.sum() * float("nan"), D.DreamConfig(**TINY),
                         run, torch.Generator().manual_seed(0))
@@ -169,15 +170,15 @@ def test_zoom_animation_writes_the_right_number_of_gif_frames(tmp_path):
     assert len(frames) == 3 and all(f.shape == (1, 3, 48, 64) for f in frames)
     assert events[-1].step == events[-1].total == 12
     assert events[-1].stage == "frame 3/3 octave 2/2"
-    path = D.save_animation(frames, tmp_path / "zoom.gif", fps=10)
+    path = video.save_animation(frames, tmp_path / "zoom.gif", fps=10)
     with Image.open(path) as gif:
         assert gif.n_frames == 3 and gif.size == (64, 48)
 
 
 def test_zoom_rotate_identity_and_zoom_in():
     x = picture(48, 64)
-    assert torch.allclose(D.zoom_rotate(x, 1.0, 0.0), x, atol=1e-5)
-    zoomed = D.zoom_rotate(x, 2.0, 0.0)
+    assert torch.allclose(imageops.zoom_rotate(x, 1.0, 0.0), x, atol=1e-5)
+    zoomed = imageops.zoom_rotate(x, 2.0, 0.0)
     centre = D.I.resize(x[..., 12:36, 16:48], size=(48, 64))
     assert (zoomed - centre).abs().mean() < (x - centre).abs().mean()
 
@@ -185,7 +186,7 @@ def test_zoom_rotate_identity_and_zoom_in():
 def test_rotation_turns_counter_clockwise():
     x = torch.zeros(1, 3, 41, 41)
     x[..., 20, 35] = 1  # a dot right of the centre…
-    turned = D.zoom_rotate(x, 1.0, 90.0)[0, 0]
+    turned = imageops.zoom_rotate(x, 1.0, 90.0)[0, 0]
     assert divmod(int(turned.argmax()), 41) == (5, 20)  # …goes to the top
 
 
@@ -193,14 +194,14 @@ def test_mp4_without_imageio_is_a_clear_config_error(monkeypatch, tmp_path):
     monkeypatch.setitem(sys.modules, "imageio", None)
     monkeypatch.setitem(sys.modules, "imageio.v2", None)
     with pytest.raises(ConfigError, match=r"pip install 'painterly\[video\]'"):
-        D.save_animation([picture()], tmp_path / "a.mp4")
+        video.save_animation([picture()], tmp_path / "a.mp4")
     assert not (tmp_path / "a.mp4").exists()
 
 
 def test_mp4_is_written_when_the_video_extra_is_installed(tmp_path):
     imageio = pytest.importorskip("imageio.v2")
     pytest.importorskip("imageio_ffmpeg")
-    path = D.save_animation([picture(49, 65, seed=i) for i in range(3)], tmp_path / "a.mp4")
+    path = video.save_animation([picture(49, 65, seed=i) for i in range(3)], tmp_path / "a.mp4")
     with imageio.get_reader(path) as reader:
         assert reader.count_frames() == 3 and reader.get_meta_data()["size"] == (64, 48)
 
@@ -217,7 +218,7 @@ def test_cli_defaults_are_the_configs_and_every_field_has_a_flag():
     args = _parse("--layers", "relu4_3", "relu5_1:7", "--layer-weights", "1", "0.5")
     assert config_from_args(args).layers == ("relu4_3", "relu5_1:7")
     dests = {a.dest for a in build_parser()._subparsers._group_actions[0].choices["dream"]._actions}
-    assert {f.name for f in fields(D.DreamConfig)} <= dests | {"preview_every"}  # --save-every
+    assert {f.name for f in fields(D.DreamConfig)} <= dests
 
 
 def test_cli_writes_png_with_settings_json_and_snapshots(tmp_path, capsys):
@@ -228,7 +229,7 @@ def test_cli_writes_png_with_settings_json_and_snapshots(tmp_path, capsys):
     assert code == 0
     record = json.loads(capsys.readouterr().out)
     assert record["output"] == str(out) and record["seed"] == 5 and "objective" in \
-        record["final_losses"]
+        record["losses"]
     with Image.open(out) as png:
         assert png.size == (64, 48) and json.loads(png.text["painterly"])["model"] == "tiny"
     assert sorted(p.name for p in tmp_path.glob("d.*.png")) == ["d.0003.png", "d.0006.png"]
@@ -273,11 +274,11 @@ def test_cli_cancel_saves_the_unfinished_picture(tmp_path, monkeypatch):
     photo = painterly.save_image(picture(48, 64), tmp_path / "photo.png")
     real_dream = D.dream
 
-    def cancelled_dream(picture, config, callback=None, cancel=None, guide=None):
+    def cancelled_dream(picture, config, callback=None, cancel=None, guide=None, **kw):
         cancel.set()
-        return real_dream(picture, config, callback, cancel, guide)
+        return real_dream(picture, config, callback, cancel, guide, **kw)
 
-    monkeypatch.setattr("painterly.cli_dream.dream", cancelled_dream)
+    monkeypatch.setattr("painterly.jobs.dream.dream", cancelled_dream)
     assert main(["dream", str(photo), "-o", str(tmp_path / "d.png"), "-q", *FAST]) == 130
     assert (tmp_path / "d-unfinished.png").exists() and not (tmp_path / "d.png").exists()
 
@@ -285,11 +286,12 @@ def test_cli_cancel_saves_the_unfinished_picture(tmp_path, monkeypatch):
 def test_cli_cancelled_animation_keeps_the_frames_so_far(tmp_path, monkeypatch):
     photo = painterly.save_image(picture(48, 64), tmp_path / "photo.png")
 
-    def one_frame_then_cancel(picture, config, frames, zoom, rotate, callback, cancel, guide):
+    def one_frame_then_cancel(picture, config, frames, zoom, rotate, callback, cancel, guide,
+                              preview_every):
         yield picture
         raise Cancelled("cancelled", partial=picture)
 
-    monkeypatch.setattr("painterly.cli_dream.dream_zoom", one_frame_then_cancel)
+    monkeypatch.setattr("painterly.jobs.dream.dream_zoom", one_frame_then_cancel)
     out = tmp_path / "z.gif"
     assert main(["dream", str(photo), "-o", str(out), "--frames", "5", "-q", *FAST]) == 130
     with Image.open(tmp_path / "z-unfinished.gif") as gif:

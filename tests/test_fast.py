@@ -8,13 +8,15 @@ from torch import nn
 import painterly
 from painterly import cli
 from painterly import image as I
+from painterly.corpus import load_pictures, random_crops
 from painterly.errors import ConfigError, WeightsError
-from painterly.fast import (DECODER_FILE, MARGIN, FastConfig, FastStylizer, SubpixelConv,
-                            adain, build_decoder, feature_stats, fuse_upsampling, load_decoder,
-                            mirror_pad, parse_widths, style_statistics, transform, wct, whitening)
-from painterly.fast_distill import DistillConfig
-from painterly.fast_train import (DECODER, TrainConfig, load_pictures, random_crops, start_from,
-                                  train)
+from painterly.fast import (MARGIN, DistillConfig, FastConfig, FastStylizer, TrainConfig,
+                            load_decoder, parse_widths, train)
+from painterly.fast.ops import (adain, feature_stats, mirror_pad, style_statistics,
+                                target_features, wct, whitening)
+from painterly.fast.train import DECODER, gram_term
+from painterly.nets.decoder import SubpixelConv, build_decoder, fuse_upsampling, start_from
+from painterly.weights import PACKAGED
 
 from conftest import CONTENT, STYLE, _train_cfg, picture, stripes
 
@@ -54,7 +56,7 @@ def test_wct_gives_the_style_covariance():
     assert not torch.allclose(c_adain, c_s, atol=1e-2 * c_s.abs().max())  # only the diagonal
     # With a reference region (the photo inside its margin), that region gets the statistics.
     inside = content[..., 2:13, 3:17]
-    out = transform(content, style_statistics(style), 1.0, reference=inside)
+    out = target_features(content, style_statistics(style), 1.0, reference=inside)
     (m_in, c_in) = moments(out[..., 2:13, 3:17])
     assert torch.allclose(m_in, m_s, atol=1e-3)
     assert torch.allclose(c_in, c_s, atol=1e-2 * c_s.abs().max())
@@ -149,14 +151,13 @@ def test_training_a_deeper_decoder_from_a_smaller_one(tiny_decoder, corpora, tmp
 
 
 def test_gram_distance_term_is_the_mean_style_distance_per_picture():
-    from painterly.fast_train import _gram_term
     from painterly.losses import gram_matrix, style_distance, style_loss
     torch.manual_seed(0)
     out, style = torch.rand(3, 8, 6, 6), torch.rand(3, 8, 6, 6)
     each = [style_distance(gram_matrix(out[i: i + 1]), gram_matrix(style[i: i + 1]))
             for i in range(3)]
-    assert torch.allclose(_gram_term(out, style, True), torch.stack(each).mean(), atol=1e-6)
-    assert torch.equal(_gram_term(out, style, False),
+    assert torch.allclose(gram_term(out, style, True), torch.stack(each).mean(), atol=1e-6)
+    assert torch.equal(gram_term(out, style, False),
                        style_loss(gram_matrix(out), gram_matrix(style)))
 
 
@@ -166,10 +167,19 @@ def test_small_training_pictures_are_scaled_up_to_the_crop(tmp_path):
     assert pic.dtype == torch.uint8 and pic.shape == (3, 32, 48)
 
 
+def test_training_previews_ride_on_the_progress_events(corpora, tmp_path):
+    events = []
+    train(_train_cfg(corpora, tmp_path, steps=5, preview_every=2), callback=events.append)
+    assert [e.step for e in events] == [1, 2, 3, 4, 5]
+    with_picture = [e.step for e in events if e.image is not None]
+    assert with_picture == [2, 4, 5]  # every preview_every steps, and the final checkpoint's
+    assert events[-1].image.shape[-2:] == I.load_image(tmp_path / "preview.png").shape[-2:]
+
+
 def test_resume_continues_to_the_same_decoder(corpora, tmp_path):
     unbroken = train(_train_cfg(corpora, tmp_path / "a", steps=4))
     train(_train_cfg(corpora, tmp_path / "b", steps=2))
-    with pytest.raises(ConfigError, match="--resume"):
+    with pytest.raises(ConfigError, match="`resume`"):
         train(_train_cfg(corpora, tmp_path / "b", steps=4))
     resumed = train(_train_cfg(corpora, tmp_path / "b", steps=4), resume=True)
     a, _ = load_decoder(unbroken)
@@ -190,7 +200,7 @@ def test_resume_with_ema_continues_to_the_same_average(corpora, tmp_path):
 
 def test_ema_exports_the_running_average_of_the_weights(corpora, tmp_path):
     """w̄ starts at the first step's weights, then w̄ ← d·w̄ + (1 − d)·w after each step."""
-    from painterly.fast_train import Trainer, load_pictures
+    from painterly.fast.train import Trainer
 
     cfg = _train_cfg(corpora, tmp_path, steps=3, ema=0.75, warmup_steps=1)
     photos, paintings = load_pictures(cfg.photos, 32), load_pictures(cfg.paintings, 32)
@@ -313,7 +323,7 @@ def test_bad_decoder_files_are_weights_errors(tmp_path):
         load_decoder(tmp_path / "missing.safetensors")
     junk = tmp_path / "junk.safetensors"
     junk.write_bytes(b"\x00" * 100)
-    with pytest.raises(WeightsError, match="cannot read"):
+    with pytest.raises(WeightsError, match="corrupt safetensors file"):
         load_decoder(junk)
     from safetensors.torch import save_file
     other = tmp_path / "other.safetensors"
@@ -365,7 +375,7 @@ def test_cli_train_fast_then_fast(corpora, tmp_path):
 @pytest.mark.real
 def test_shipped_decoder_stylises_the_shared_pair(real_weights):
     from painterly.quality import distances
-    assert DECODER_FILE.is_file(), "painterly's trained decoder is missing from the package"
+    assert PACKAGED["adain-decoder"].path.is_file(), "painterly's trained decoder is missing from the package"
     content, style = CONTENT / "tubingen.jpg", STYLE / "starry_night.jpg"
     out = painterly.fast_stylize(content, style, FastConfig(size=256))
     photo = I.resize(I.load_image(content), long_side=256)

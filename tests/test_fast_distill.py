@@ -1,4 +1,4 @@
-"""The slim encoder distilled from VGG16 (fast_distill.py), on the tiny random net."""
+"""The slim encoder distilled from VGG16 (fast/distill.py), on the tiny random net."""
 import json
 
 import pytest
@@ -7,12 +7,13 @@ import torch
 from painterly import cli
 from painterly import image as I
 from painterly.errors import WeightsError
-from painterly.fast import ENCODER_LAYER, FastConfig, FastStylizer, load_decoder
-from painterly.fast_distill import (ENCODER, SLIM_ARCH, SLIM_FILE, DistillConfig, distill,
-                                    prune, slim_extractor)
-from painterly.fast_train import train
+from painterly.fast import (ENCODER_LAYER, DistillConfig, FastConfig, FastStylizer, distill,
+                            load_decoder, load_slim_encoder, train)
+from painterly.fast.distill import ENCODER, prune
+from painterly.fast.models import SLIM_ARCH
 from painterly.features import NetSpec, build_extractor
 from painterly.nets.vgg import layer_index, vgg_features
+from painterly.weights import PACKAGED
 
 from conftest import CONTENT, STYLE, _train_cfg, picture, stripes
 
@@ -73,7 +74,7 @@ def test_distillation_lowers_the_loss_and_gives_an_encoder_fast_can_use(corpora,
     log = [json.loads(line) for line in (tmp_path / "losses.jsonl").read_text().splitlines()]
     assert log[-1]["step"] == 40
     teacher = build_extractor(NetSpec("tiny"), (ENCODER_LAYER,), torch.device("cpu"), "fp32")
-    student = slim_extractor(path, torch.device("cpu"), "fp32")[0]
+    student = load_slim_encoder(path, torch.device("cpu"), "fp32")[0]
     crops = torch.cat([I.resize(picture(48, 56, seed=i), size=(32, 32)) for i in range(4)])
     target = teacher(crops)[ENCODER_LAYER]
     error = (student(crops)[ENCODER_LAYER] - target).pow(2).sum() / target.pow(2).sum()
@@ -92,8 +93,8 @@ def test_resumed_distillation_gives_the_same_encoder(corpora, tiny_decoder, tmp_
     unbroken = distill(_distill_cfg(corpora, tmp_path / "a", tiny_decoder, steps=4))
     distill(_distill_cfg(corpora, tmp_path / "b", tiny_decoder, steps=2))
     resumed = distill(_distill_cfg(corpora, tmp_path / "b", tiny_decoder, steps=4), resume=True)
-    a = slim_extractor(unbroken, torch.device("cpu"), "fp32")[0].net.state_dict()
-    b = slim_extractor(resumed, torch.device("cpu"), "fp32")[0].net.state_dict()
+    a = load_slim_encoder(unbroken, torch.device("cpu"), "fp32")[0].net.state_dict()
+    b = load_slim_encoder(resumed, torch.device("cpu"), "fp32")[0].net.state_dict()
     for name in a:
         assert torch.equal(a[name], b[name]), name
 
@@ -113,15 +114,15 @@ def test_decoder_can_be_fine_tuned_to_paint_from_the_slim_encoder(corpora, tiny_
 def test_bad_slim_encoder_files_are_weights_errors(tiny_decoder, tmp_path):
     cpu = torch.device("cpu")
     with pytest.raises(WeightsError, match="not found"):
-        slim_extractor(tmp_path / "missing.safetensors", cpu, "fp32")
+        load_slim_encoder(tmp_path / "missing.safetensors", cpu, "fp32")
     with pytest.raises(WeightsError, match="not a painterly slim encoder"):
-        slim_extractor(tiny_decoder, cpu, "fp32")  # a decoder is not an encoder
+        load_slim_encoder(tiny_decoder, cpu, "fp32")  # a decoder is not an encoder
     from safetensors.torch import save_file
     bad = tmp_path / "bad.safetensors"
     save_file({"0.weight": torch.zeros(2, 3, 3, 3)}, str(bad),
               metadata={"format": "painterly-slim-encoder"})
     with pytest.raises(WeightsError):
-        slim_extractor(bad, cpu, "fp32")
+        load_slim_encoder(bad, cpu, "fp32")
     photo = tmp_path / "p.png"
     I.save_image(picture(32, 32), photo)
     argv = ["fast", str(photo), str(photo), "-o", str(tmp_path / "o.png"), "--model", "slim",
@@ -144,10 +145,10 @@ def test_cli_distill_fast_then_fast(corpora, tiny_decoder, tmp_path):
 
 @pytest.mark.real
 def test_shipped_slim_encoder_gives_vgg16s_relu4_1(real_weights):
-    assert SLIM_FILE.is_file(), "painterly's slim encoder is missing from the package"
+    assert PACKAGED["slim-encoder"].path.is_file(), "painterly's slim encoder is missing from the package"
     cpu = torch.device("cpu")
     teacher = build_extractor(NetSpec("vgg16"), (ENCODER_LAYER,), cpu, "fp32")
-    student, teacher_name = slim_extractor(None, cpu, "fp32")
+    student, teacher_name = load_slim_encoder(None, cpu, "fp32")
     assert teacher_name == "vgg16-caffe"
     for path in (CONTENT / "tubingen.jpg", STYLE / "the_scream.jpg"):
         x = I.resize(I.load_image(path), long_side=256)

@@ -136,7 +136,7 @@ def test_img02_pillow_cap_also_holds_and_no_bomb_warning(monkeypatch):
         monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 10**6)
         with pytest.raises(ImageTooLargeError) as err:
             I.load_image(data, max_pixels=1000)
-    assert err.value.exit_code == 4 and "(--max-input-pixels)" in str(err.value)
+    assert err.value.exit_code == 4 and "(`max_input_pixels`)" in str(err.value)
 
 
 def test_img02_process_with_W_error_and_raised_cap(tmp_path, style_png):
@@ -180,11 +180,11 @@ def test_img03_truncated_refused_then_allowed(tmp_path, caplog, name, what):
         with pytest.raises(InputImageError, match="empty"):
             I.load_image(path, allow_truncated=True)
         return
-    assert "--allow-truncated" in str(err.value)
+    assert "pass `allow_truncated`" in str(err.value)  # --allow-truncated on the command line
     with caplog.at_level("WARNING", logger="painterly"):
         t = I.load_image(path, allow_truncated=True)
     _assert_picture(t, (192, 256))
-    assert "--allow-truncated" in caplog.text
+    assert "`allow_truncated`" in caplog.text
     # the readable top rows are the real picture, not fill
     expected = I.load_image(_encode(_photo(256, 192), "PNG"))
     assert (t[..., :8, :] - expected[..., :8, :]).abs().mean() < 0.05
@@ -452,7 +452,7 @@ def test_img11_too_small(side, caplog):
         I.load_image(data)
     with caplog.at_level("WARNING", logger="painterly"):
         t = I.load_image(data, upscale_small=True)
-    assert t.shape[-2:] == (32, 32) and "--upscale-small" in caplog.text
+    assert t.shape[-2:] == (32, 32) and "`upscale_small`" in caplog.text
 
 
 @pytest.mark.parametrize("w, h, ratio", [(20000, 3, 6667), (3, 20000, 6667), (1, 100000, 100000)])

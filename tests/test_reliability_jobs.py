@@ -27,13 +27,13 @@ import torch
 from PIL import Image
 
 import painterly
-from painterly import optim, transfer
+from painterly import memory, optim, transfer
 from painterly.cli import main
 from painterly.errors import Cancelled, CheckpointError, DivergedError, ImageTooLargeError
 from painterly.transfer import (TransferConfig, estimate_peak_bytes, load_checkpoint,
                                 save_checkpoint, stylize)
 
-from conftest import picture, stripes
+from conftest import default_sigint, picture, stripes
 
 TINY = ["--model", "tiny", "--precision", "fp32"]
 FAST = TINY + ["--size", "64", "--min-size", "45", "--iterations", "5"]  # 2 scales × 5
@@ -44,7 +44,7 @@ LIB = dict(model="tiny", size=64, min_size=45, iterations=(5,), precision="fp32"
 # = "nan@3", "inf@3" or "x1000@3" changes the total loss from the 3rd evaluation on.
 _DRIVER = r"""
 import math, os, signal, sys
-import painterly.optim as O
+import painterly.progress as P
 import painterly.transfer as T
 from painterly.cli import main
 
@@ -52,17 +52,17 @@ plan = {}
 for item in filter(None, os.environ.get("PAINTERLY_TEST_SIGNALS", "").split(",")):
     step, name = item.split(":")
     plan.setdefault(int(step), []).append(getattr(signal, name))
-report = O.Run.report
+report = P.Tracker.report
 def patched_report(self, *args, **kwargs):
     report(self, *args, **kwargs)
     for sig in plan.get(self.step, []):
         os.kill(os.getpid(), sig)
-O.Run.report = patched_report
+P.Tracker.report = patched_report
 
 loss = os.environ.get("PAINTERLY_TEST_LOSS")
 if loss:
     kind, at = loss.split("@")
-    make_loss = T._make_loss
+    make_loss = T.make_loss
     calls = [0]
     def patched_make_loss(*args, **kwargs):
         inner = make_loss(*args, **kwargs)
@@ -73,7 +73,7 @@ if loss:
                 total = total * {"nan": math.nan, "inf": math.inf, "x1000": 1000.0}[kind]
             return total, parts
         return loss_fn
-    T._make_loss = patched_make_loss
+    T.make_loss = patched_make_loss
 sys.exit(main(sys.argv[1:]))
 """
 
@@ -101,6 +101,7 @@ def _driven(*args, signals="", loss="", timeout=300):
     """The CLI in a child, with signals sent at exact steps and/or a broken loss."""
     return subprocess.run([sys.executable, "-c", _DRIVER, *map(str, args)],
                           capture_output=True, text=True, timeout=timeout,
+                          preexec_fn=default_sigint,
                           env=_env(PAINTERLY_TEST_SIGNALS=signals, PAINTERLY_TEST_LOSS=loss))
 
 
@@ -143,7 +144,7 @@ def _wait_for_step(proc, step: int, timeout: float = 120) -> list[dict]:
     raise AssertionError(f"child did not reach step {step}: {events[-3:]}")
 
 
-def _long_run(photo, art, out, *extra, preexec_fn=None):
+def _long_run(photo, art, out, *extra, preexec_fn=default_sigint):
     args = [sys.executable, "-m", "painterly", "style", str(photo), str(art), "-o", str(out),
             *TINY, "--size", "48", "--min-size", "48", "--iterations", "100000",
             "--progress", "json", *map(str, extra)]
@@ -398,21 +399,21 @@ def test_job05_huge_size_refused_before_allocating_under_rlimit(pictures, tmp_pa
 
 
 def test_job05_check_memory_names_the_largest_size_that_fits(monkeypatch):
-    monkeypatch.setattr(optim, "available_bytes", lambda: (600 * 2**20, 400 * 2**20))
+    monkeypatch.setattr(memory, "available_bytes", lambda: (600 * 2**20, 400 * 2**20))
     cfg = TransferConfig(size=4000)
     estimate = lambda side: estimate_peak_bytes(cfg, *transfer._fit(3, 4, side))
     with pytest.raises(ImageTooLargeError) as err:
-        optim.check_memory(estimate, 4000)
-    n = int(re.search(r"--size ≤ (\d+)", str(err.value))[1])
+        memory.check_memory(estimate, 4000)
+    n = int(re.search(r"`size` ≤ (\d+)", str(err.value))[1])  # --size on the command line
     assert estimate(n) <= 1000 * 2**20 < estimate(n + 1)
     assert err.value.exit_code == 4 and "> available 1.0 GiB" in str(err.value)
-    optim.check_memory(estimate, n)  # what it suggests passes
+    memory.check_memory(estimate, n)  # what it suggests passes
     monkeypatch.setenv("PAINTERLY_NO_MEMORY_CHECK", "1")
-    optim.check_memory(estimate, 4000)
+    memory.check_memory(estimate, 4000)
 
 
 def test_job05_available_bytes_reads_meminfo_and_rlimit():
-    headroom, rss = optim.available_bytes()
+    headroom, rss = memory.available_bytes()
     assert rss > 50 * 2**20 and headroom > 0
     meminfo = Path("/proc/meminfo")
     if meminfo.exists():
@@ -687,7 +688,8 @@ def test_out05_simultaneous_runs_one_writes_the_other_is_refused(pictures, tmp_p
     out = tmp_path / "out.png"
     args = [sys.executable, "-m", "painterly", "style", str(photo), str(art), "-o", str(out),
             *FAST, "-q"]
-    procs = [subprocess.Popen(args, stderr=subprocess.PIPE, text=True, env=_env())
+    procs = [subprocess.Popen(args, stderr=subprocess.PIPE, text=True, env=_env(),
+                              preexec_fn=default_sigint)
              for _ in range(2)]
     results = [(p.wait(timeout=300), p.stderr.read()) for p in procs]
     assert sorted(code for code, _ in results) == [0, 7], results
@@ -717,9 +719,9 @@ def test_out05_stale_lock_and_partials_from_a_dead_run_are_cleaned(pictures, tmp
 
 def test_job03_signal_handlers_are_restored_after_a_cancelled_run(tmp_path):
     """A cancelled in-process run must not leave SIGINT/SIGTERM ignored: children inherit that."""
-    from painterly.cli import _cancel_on_signals
+    from painterly.cli.common import cancel_on_signals
     before = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
-    with _cancel_on_signals() as cancel:
+    with cancel_on_signals() as cancel:
         os.kill(os.getpid(), signal.SIGTERM)
         for _ in range(100):
             if cancel.is_set():

@@ -662,7 +662,7 @@ def test_w08_offline_empty_cache_fails_fast_without_connecting(tmp_path, monkeyp
     assert err.value.exit_code == 5
     assert text.startswith(f"offline and weights 'vgg16-caffe' not cached: expected "
                            f"{tmp_path / 'cache' / 'vgg16-00b39a1b.pth'} (from {spec.url})")
-    assert "pass --weights FILE" in text
+    assert "pass `weights` FILE" in text  # --weights FILE on the command line
     assert connects == []
 
 
@@ -818,7 +818,7 @@ def test_w10_missing_keys_listed_with_shapes(tmp_path):
     assert "missing 8 (features.21.bias [32], features.21.weight [32, 32, 3, 3]" in text
     assert "and 3 more" in text
     assert text.split("; pick")[0].count("features.") == 5  # up to five keys named
-    assert "pick the --model" in text
+    assert "pick the `model`" in text  # --model on the command line
 
 
 def test_w10_unexpected_keys_listed(tmp_path):

@@ -1,17 +1,35 @@
-"""painterly: neural art on an ordinary computer."""
-from .dream import DreamConfig, dream, dream_zoom, save_animation
-from .errors import (Cancelled, ConfigError, DivergedError, DownloadError, ImageTooLargeError,
-                     InputImageError, OutputError, PainterlyError, WeightsError)
-from .fast import FastConfig, FastStylizer, fast_stylize
-from .image import load_image, save_image
-from .progress import Progress
-from .transfer import TransferConfig, stylize
+"""painterly: neural art on an ordinary computer.
 
-__version__ = "0.1.0"
-__all__ = [
-    "Cancelled", "ConfigError", "DivergedError", "DownloadError", "DreamConfig", "FastConfig", "FastStylizer",
-    "ImageTooLargeError",
-    "InputImageError", "OutputError", "PainterlyError", "Progress", "TransferConfig",
-    "WeightsError", "dream", "dream_zoom", "fast_stylize", "load_image", "save_animation", "save_image",
-    "stylize", "__version__",
-]
+The public face only. Names are imported on first use (PEP 562), so ``import painterly`` is
+light and no module inside the package ever imports this one.
+"""
+from ._version import __version__
+
+_PUBLIC = {
+    # algorithms
+    "TransferConfig": "transfer", "stylize": "transfer",
+    "DreamConfig": "deepdream", "dream": "deepdream", "dream_zoom": "deepdream",
+    "FastConfig": "fast", "FastStylizer": "fast", "fast_stylize": "fast",
+    # jobs: what a front end runs
+    "Job": "jobs", "run_job": "jobs",
+    # base
+    "load_image": "image", "save_image": "image", "ReadOptions": "image",
+    "save_animation": "video", "Progress": "progress",
+    "Cancelled": "errors", "ConfigError": "errors", "DivergedError": "errors",
+    "DownloadError": "errors", "ImageTooLargeError": "errors", "InputImageError": "errors",
+    "OutputError": "errors", "PainterlyError": "errors", "WeightsError": "errors",
+}
+__all__ = sorted(_PUBLIC) + ["__version__"]
+
+
+def __getattr__(name: str):
+    if name not in _PUBLIC:
+        raise AttributeError(f"module 'painterly' has no attribute {name!r}")
+    import importlib
+    value = getattr(importlib.import_module(f".{_PUBLIC[name]}", __name__), name)
+    globals()[name] = value  # later lookups skip this function
+    return value
+
+
+def __dir__():
+    return __all__

@@ -4,8 +4,23 @@ Exit codes (documented in the README):
   0 success, 2 usage error, 3 bad input picture, 4 picture too large / won't fit,
   5 weights problem, 6 download problem, 7 output problem, 8 optimisation diverged,
   130 interrupted by SIGINT (Ctrl-C), 143 terminated by SIGTERM.
+
+Messages speak of settings, not of a front end's controls: a setting is written in backquotes
+with its config field's name (``pass `overwrite` or choose another path``). Each front end
+renders them as its users know them (:func:`render_settings`): the command line as flags
+(``--overwrite``), a web page as the label of its control.
 """
 from __future__ import annotations
+
+import re
+from typing import Callable
+
+SETTING = re.compile(r"`([a-z][a-z0-9_]*)`")
+
+
+def render_settings(text: str, name_of: Callable[[str], str]) -> str:
+    """``text`` with every `setting` replaced by ``name_of(setting)``."""
+    return SETTING.sub(lambda m: name_of(m.group(1)), text)
 
 
 class PainterlyError(Exception):
@@ -91,6 +106,6 @@ class Cancelled(PainterlyError):
 
 
 def check_option(ok: bool, name: str, value, valid: str) -> None:
-    """Raise ConfigError naming the option, its value and what is valid, unless ``ok``."""
+    """Raise ConfigError naming the setting, its value and what is valid, unless ``ok``."""
     if not ok:
         raise ConfigError(f"invalid {name}: {value!r}", f"expected {valid}")

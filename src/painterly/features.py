@@ -1,7 +1,6 @@
 """Named activations of a frozen net: ``FeatureExtractor(image) -> {"relu4_2": tensor, ...}``."""
 from __future__ import annotations
 
-import contextlib
 import functools
 import logging
 from dataclasses import dataclass
@@ -11,8 +10,9 @@ import torch
 from torch import nn
 
 from . import weights as W
+from .device import PRECISIONS, autocast, resolve_precision
 from .errors import ConfigError, check_option
-from .nets import layer_index, vgg_features
+from .nets import get_net, layer_index, vgg_features
 
 log = logging.getLogger(__name__)
 
@@ -20,8 +20,11 @@ log = logging.getLogger(__name__)
 _CAFFE_MEAN_BGR = (103.939, 116.779, 123.68)
 _TV_MEAN = (0.485, 0.456, 0.406)
 _TV_STD = (0.229, 0.224, 0.225)
-MODELS = ("vgg16", "vgg19", "tiny")
-PRECISIONS = ("auto", "fp32", "bf16")
+MODELS = ("vgg16", "vgg19", "tiny")   # the nets style transfer and DeepDream run on
+# The layers of Gatys et al.: the style is read at the first ReLU of every block, the content
+# at relu4_2. The quality measures (``quality``) use the same sets.
+STYLE_LAYERS = ("relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1")
+CONTENT_LAYER = "relu4_2"
 
 
 def check_net_options(cfg) -> None:
@@ -29,7 +32,6 @@ def check_net_options(cfg) -> None:
     check_option(cfg.model in MODELS, "model", cfg.model, ", ".join(MODELS))
     check_option(cfg.pooling in ("max", "avg"), "pooling", cfg.pooling, "max or avg")
     check_option(cfg.precision in PRECISIONS, "precision", cfg.precision, ", ".join(PRECISIONS))
-    check_option(cfg.preview_every >= 0, "preview_every", cfg.preview_every, "an integer ≥ 0")
 
 
 class FeatureExtractor(nn.Module):
@@ -61,18 +63,26 @@ class FeatureExtractor(nn.Module):
         wanted = {i: name for name, i in self.index_of.items()}
         out: dict[str, torch.Tensor] = {}
         x = self.normalise(image)
-        with self._autocast():
+        with self.autocast():
             for i, module in enumerate(self.net):
                 x = module(x)
                 if i in wanted:
                     out[wanted[i]] = x.float()  # losses and Gram matrices stay fp32
         return out
 
-    def _autocast(self):
-        if self.precision == "bf16":
-            device_type = next(self.net.parameters()).device.type
-            return torch.autocast(device_type, dtype=torch.bfloat16)
-        return contextlib.nullcontext()
+    def autocast(self):
+        """The extractor's precision as a context, for networks run beside it (a decoder)."""
+        return autocast(self.precision, self.device)
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.net.parameters()).device
+
+    def out_channels(self, layer: str) -> int:
+        """How many channels ``layer`` gives (the conv before a ReLU sets them)."""
+        index = self.index_of.get(layer, layer_index(self.arch, layer))
+        convs = [m for m in self.net[: index + 1] if isinstance(m, nn.Conv2d)]
+        return convs[-1].out_channels
 
 
 @dataclass(frozen=True)
@@ -87,40 +97,15 @@ class NetSpec:
 def build_extractor(spec: NetSpec, layers: tuple[str, ...], device: torch.device,
                     precision: str = "auto") -> FeatureExtractor:
     if spec.model not in MODELS:
-        raise ConfigError(f"unknown model {spec.model!r}", f"use one of {', '.join(MODELS)}")
-    if spec.model == "tiny":
-        arch, convention, net = "vgg16", W.CAFFE_BGR, _tiny_net(spec.pooling)
-    else:
+        raise ConfigError(f"unknown `model` {spec.model!r}", f"use one of {', '.join(MODELS)}")
+    info = get_net(spec.model)
+    if info.pretrained:
         arch, convention, net = _pretrained_net(spec)
+    else:  # the tiny test net: fixed random weights, Caffe's input convention
+        arch, convention, net = info.arch, W.CAFFE_BGR, info.build(spec.pooling)
     precision = resolve_precision(precision, device)
     net = net.to(device=device, memory_format=torch.channels_last)
     return FeatureExtractor(net, arch, convention, layers, precision).to(device)
-
-
-def resolve_precision(precision: str, device: torch.device) -> str:
-    if precision not in PRECISIONS:
-        raise ConfigError(f"unknown precision {precision!r}", f"use one of {', '.join(PRECISIONS)}")
-    if precision != "auto":
-        return precision
-    if device.type == "cpu":
-        return "bf16" if torch.cpu._is_avx512_bf16_supported() else "fp32"
-    if device.type == "cuda" and torch.cuda.is_bf16_supported():
-        return "bf16"
-    return "fp32"
-
-
-def _tiny_net(pooling: str) -> nn.Sequential:
-    """VGG16 at 1/16 width with fixed random weights: same layer names, runs in milliseconds."""
-    gen = torch.Generator().manual_seed(0)
-    net = vgg_features("vgg16", width=1 / 16, pooling=pooling)
-    for m in net.modules():
-        if isinstance(m, nn.Conv2d):
-            fan_in = m.in_channels * 9
-            m.weight.data = torch.randn(m.weight.shape, generator=gen) * (2.0 / fan_in) ** 0.5
-            m.bias.data.zero_()
-    # The Caffe convention feeds 0-255 inputs; scale the first layer so activations stay O(1).
-    net[0].weight.data /= 64.0
-    return net
 
 
 def _pretrained_net(spec: NetSpec) -> tuple[str, str, nn.Sequential]:
@@ -129,7 +114,7 @@ def _pretrained_net(spec: NetSpec) -> tuple[str, str, nn.Sequential]:
         wspec = W.get_spec(weights)
         if wspec.arch != spec.model:
             raise ConfigError(f"weights {weights!r} are for {wspec.arch}, not {spec.model}",
-                              f"use --model {wspec.arch}")
+                              f"set `model` to {wspec.arch}")
         path, convention = W.resolve(wspec), wspec.convention
     else:  # an explicit file: its convention is that of the registry entry with its name
         wspec = W.spec_for_file(Path(weights).name) or W.get_spec(W.DEFAULT_FOR_ARCH[spec.model])

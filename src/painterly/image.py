@@ -12,7 +12,6 @@ truncated files per call (``allow_truncated``) instead of flipping the global sw
 """
 from __future__ import annotations
 
-import errno
 import io
 import logging
 import math
@@ -21,10 +20,10 @@ import re
 import stat
 import struct
 import sys
-import tempfile
 import zlib
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Union
+from typing import Sequence, Union
 
 import numpy as np
 import torch
@@ -32,6 +31,7 @@ import torch.nn.functional as F
 from PIL import Image, ImageCms, ImageColor, ImageOps, PngImagePlugin, features
 
 from .errors import ConfigError, ImageTooLargeError, InputImageError, OutputError
+from .files import atomic_write
 
 log = logging.getLogger(__name__)
 
@@ -45,6 +45,25 @@ MAX_ASPECT = 20
 MIN_SIDE = 32
 WHITE = (255, 255, 255)
 OUTPUT_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff")
+
+
+
+@dataclass(frozen=True)
+class ReadOptions:
+    """How input pictures are read: the limits and repairs of :func:`load_image`, as one
+    setting every job carries (a front end fills it from its own controls)."""
+
+    max_input_pixels: int = MAX_INPUT_PIXELS   # refuse larger pictures, from their header
+    max_input_bytes: int = MAX_INPUT_BYTES     # refuse larger files (or stdin)
+    allow_truncated: bool = False              # load what can be read of a damaged file (warns)
+    background: tuple[int, int, int] = WHITE   # behind transparent pixels
+    upscale_small: bool = False                # enlarge pictures under MIN_SIDE (warns)
+
+    def load(self, source: "ImageLike", work_size: int | None = None) -> torch.Tensor:
+        return load_image(source, self.max_input_pixels, max_bytes=self.max_input_bytes,
+                          allow_truncated=self.allow_truncated, background=self.background,
+                          upscale_small=self.upscale_small, work_size=work_size)
+
 
 # What Pillow's decoders raise on damaged data (TypeError too: Image.open itself takes it as
 # "not this format"; Warning when the caller runs with -W error).
@@ -88,10 +107,10 @@ def _check_shape(tensor: torch.Tensor, name: str, min_side: int,
     if min(h, w) < min_side:
         if not upscale_small:
             raise InputImageError(f"image too small: {w}×{h} px; minimum side is {min_side} px",
-                                  "use a larger picture or pass --upscale-small")
+                                  "use a larger picture or pass `upscale_small`")
         scale = min_side / min(h, w)
         size = (max(min_side, round(h * scale)), max(min_side, round(w * scale)))
-        log.warning("image %s is only %d×%d px; enlarged to %d×%d (--upscale-small)",
+        log.warning("image %s is only %d×%d px; enlarged to %d×%d (`upscale_small`)",
                     name, w, h, size[1], size[0])
         tensor = resize(tensor, size=size)
     return tensor
@@ -123,9 +142,9 @@ def open_image(source, max_pixels: int = MAX_INPUT_PIXELS, *, max_bytes: int = M
         damage = _png_damage(data)
         if damage and not allow_truncated:
             raise InputImageError(f"image file is damaged: {name} ({damage})",
-                                  "re-export it or pass --allow-truncated")
+                                  "re-export it or pass `allow_truncated`")
         if damage:
-            log.warning("image file is damaged: %s (%s); loading it anyway (--allow-truncated)",
+            log.warning("image file is damaged: %s (%s); loading it anyway (`allow_truncated`)",
                         name, damage)
     if work_size and image.format == "JPEG" and max(image.size) >= 2 * work_size:
         scale = work_size / max(image.size)
@@ -136,7 +155,7 @@ def open_image(source, max_pixels: int = MAX_INPUT_PIXELS, *, max_bytes: int = M
         if not allow_truncated:
             what = "truncated" if "truncat" in str(exc).lower() else "damaged"
             raise InputImageError(f"image file is {what}: {name} ({exc})",
-                                  "re-export it or pass --allow-truncated") from exc
+                                  "re-export it or pass `allow_truncated`") from exc
         image = _recover(data, image, name, formats, work_size)
     return _upright(image)
 
@@ -196,7 +215,7 @@ def _read_source(name: str, max_bytes: int) -> bytes:
 
 def _too_many_bytes(name: str, max_bytes: int) -> ImageTooLargeError:
     return ImageTooLargeError(f"input {name} is larger than {format_bytes(max_bytes)} "
-                              "(--max-input-bytes)", "raise --max-input-bytes or shrink the picture")
+                              "(`max_input_bytes`)", "raise `max_input_bytes` or shrink the picture")
 
 
 def format_bytes(n: int) -> str:
@@ -338,7 +357,7 @@ def _check_pixels(image: Image.Image, name: str, max_pixels: int) -> None:
     pillow_cap = Image.MAX_IMAGE_PIXELS
     if pixels > max_pixels:
         raise ImageTooLargeError(f"image {name} is {pixels:,} px; limit is {max_pixels:,} "
-                                 "(--max-input-pixels)", "raise it with --max-input-pixels or "
+                                 "(`max_input_pixels`)", "raise it with `max_input_pixels` or "
                                  "shrink the picture")
     if pillow_cap is not None and pixels > pillow_cap:
         raise ImageTooLargeError(f"image {name} is {pixels:,} px; limit is {pillow_cap:,} "
@@ -387,7 +406,7 @@ def _png_damage(data: bytes) -> str | None:
 
 
 def _recover(data: bytes, image: Image.Image, name: str, formats, work_size) -> Image.Image:
-    """--allow-truncated: repair this file's bytes and decode them (no global switch)."""
+    """``allow_truncated``: repair this file's bytes and decode them (no global switch)."""
     if image.format == "JPEG":
         repaired = data + b"\xff\xd9"  # what Pillow's LOAD_TRUNCATED_IMAGES does for JPEG
     elif image.format == "PNG":
@@ -408,7 +427,7 @@ def _recover(data: bytes, image: Image.Image, name: str, formats, work_size) -> 
     except (InputImageError, *_DECODE_ERRORS) as exc:
         raise InputImageError(f"image file is truncated and could not be recovered: {name}",
                               "re-export it") from exc
-    log.warning("image file is truncated: %s; loaded what could be read (--allow-truncated)",
+    log.warning("image file is truncated: %s; loaded what could be read (`allow_truncated`)",
                 name)
     return fixed
 
@@ -548,51 +567,8 @@ def save_image(image: torch.Tensor, path: str | os.PathLike, metadata: dict | No
             info.add_text(str(key), str(value))
         options["pnginfo"] = info
     pil = tensor_to_pil(image)
-    _atomic_write(path, lambda f: pil.save(f, format=fmt, **options))
+    atomic_write(path, lambda f: pil.save(f, format=fmt, **options))
     return path
-
-
-def _atomic_write(path: Path, write) -> None:
-    """Write through ``write(file)`` to a temp file beside ``path``, then rename it over.
-
-    Readers see the old file or the whole new one, never a part; on any failure (or
-    KeyboardInterrupt) the temp file is removed and ``path`` is untouched.
-    """
-    folder = path.parent if str(path.parent) else Path(".")
-    tmp = None
-    try:
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".partial", dir=folder)
-        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; give the usual permissions
-        with os.fdopen(fd, "wb") as f:
-            write(f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except OSError as exc:
-        if tmp is not None:
-            _remove_quietly(tmp)
-        if exc.errno in (errno.ENOSPC, errno.EDQUOT):
-            raise OutputError(f"no space left on device while writing {path}",
-                              "free some space or choose another folder") from exc
-        raise OutputError(f"cannot write {path}: {exc.strerror or exc}",
-                          "check free space and permissions") from exc
-    except BaseException:
-        if tmp is not None:
-            _remove_quietly(tmp)
-        raise
-
-
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
-
-
-def _remove_quietly(path: str) -> None:
-    try:
-        os.unlink(path)
-    except OSError:
-        pass
 
 
 def check_output_path(path: str | os.PathLike, overwrite: bool = False,
@@ -609,12 +585,43 @@ def check_output_path(path: str | os.PathLike, overwrite: bool = False,
     if path.is_dir():
         raise OutputError(f"output {path} is a folder", "give a file name, e.g. out.png")
     if path.exists() and not overwrite:
-        raise OutputError(f"{path} exists", "pass --overwrite or choose another path")
+        raise OutputError(f"{path} exists", "pass `overwrite` or choose another path")
     folder = path.parent if str(path.parent) else Path(".")
     if not folder.is_dir():
         raise OutputError(f"folder {folder} does not exist", "create it first")
     if not os.access(folder, os.W_OK):
         raise OutputError(f"cannot write to folder {folder}", "check its permissions")
+
+
+def save_gif(frames: Sequence[torch.Tensor], path: Path, fps: float) -> None:
+    """Frames ([1, 3, H, W] in [0, 1]) as a looping GIF, written atomically."""
+    pictures = [tensor_to_pil(f) for f in frames]
+    if not pictures:
+        raise OutputError(f"no frames to write to {path}", "ask for at least one frame")
+    first, rest = pictures[0], pictures[1:]
+    atomic_write(path, lambda f: first.save(f, format="GIF", save_all=True, append_images=rest,
+                                            duration=round(1000 / fps), loop=0))
+
+
+def frame_pixels(frame: torch.Tensor) -> np.ndarray:
+    """A frame as the uint8 [H, W, 3] array video writers take (rounded as saved pictures are)."""
+    return np.asarray(tensor_to_pil(frame))
+
+
+def decode_training_picture(data: bytes, min_side: int) -> torch.Tensor:
+    """A corpus picture (JPEG or PNG bytes) as uint8 [3, H, W]; a picture whose short side is
+    under ``min_side`` is scaled up to it. Raises InputImageError for a file that won't decode."""
+    try:
+        with Image.open(io.BytesIO(data)) as im:
+            im = im.convert("RGB")
+            if min(im.size) < min_side:
+                k = min_side / min(im.size)
+                im = im.resize((max(min_side, round(im.width * k)),
+                                max(min_side, round(im.height * k))), Image.BICUBIC)
+            rgb = np.asarray(im)
+    except Exception as exc:  # noqa: BLE001 - Pillow raises many types on junk
+        raise InputImageError(f"cannot decode a training picture ({exc})", "skip it") from exc
+    return torch.from_numpy(rgb.copy()).permute(2, 0, 1)
 
 
 # ---------------------------------------------------------------- colour helpers

@@ -38,9 +38,17 @@ class _Gram(torch.autograd.Function):
         return flat @ (grad + grad.transpose(1, 2))
 
 
+def relative_error(x: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """‖x − t‖² / ‖t‖² over the whole batch: the squared error relative to the target's energy.
+
+    The training losses of painterly's own networks take every term so, so that their
+    weights need no retuning for VGG's Caffe scale."""
+    return (x - target).pow(2).sum() / target.pow(2).sum().clamp_min(1e-8)
+
+
 def content_loss(features: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     """‖F − P‖² / ‖P‖²: squared feature error relative to the target's energy."""
-    return (features - target).pow(2).sum() / target.pow(2).sum().clamp_min(1e-8)
+    return relative_error(features, target)
 
 
 def style_loss(gram: torch.Tensor, target_gram: torch.Tensor) -> torch.Tensor:

@@ -10,11 +10,8 @@ from __future__ import annotations
 import torch
 
 from . import image as I
-from .features import FeatureExtractor, NetSpec, build_extractor
+from .features import CONTENT_LAYER, STYLE_LAYERS, FeatureExtractor, NetSpec, build_extractor
 from .losses import content_distance, gram_matrix, style_distance
-from .transfer import STYLE_LAYERS
-
-CONTENT_LAYER = "relu4_2"
 
 
 def reference_extractor(model: str = "vgg16") -> FeatureExtractor:

@@ -7,21 +7,26 @@ import math
 import os
 import pickle
 import threading
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Optional, Sequence, Union
 
 import torch
 
 from . import image as I
+from ._version import __version__
+from .device import pick_device, resolve_precision
 from .errors import Cancelled, CheckpointError, ConfigError, check_option
-from .features import FeatureExtractor, NetSpec, build_extractor, check_net_options, resolve_precision
+from .features import (STYLE_LAYERS, FeatureExtractor, NetSpec, build_extractor,
+                       check_net_options)
+from .files import atomic_write
 from .losses import content_loss, gram_matrix, style_loss, tv_loss
-from .nets import VGG_CONFIGS
-from .optim import LBFGS_HISTORY, OPTIMIZERS, Run, check_memory, optimize
-from .progress import Callback
+from .memory import check_memory
+from .nets import get_net, layer_index, layer_table
+from .optim import LBFGS_HISTORY, OPTIMIZERS, optimize
+from .progress import Callback, Tracker
+from .weights import read_checkpoint
 
-STYLE_LAYERS = ("relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1")
 INITS = ("content", "noise")
 PRESERVE_COLOR = ("none", "luminance", "histogram")
 # Iterations per scale, coarsest first (256 → 362 → 512 px for the default size); a larger
@@ -55,7 +60,6 @@ class TransferConfig:
     pooling: str = "max"
     device: str = "auto"
     precision: str = "auto"              # bf16 autocast where the CPU/GPU supports it
-    preview_every: int = 0               # attach the picture to every n-th progress event
 
     def __post_init__(self):
         _validate(self)
@@ -83,10 +87,6 @@ def _validate(cfg: TransferConfig) -> None:
            (cfg.content_layers, cfg.style_layers), "at least one content and one style layer")
 
 
-def config_fields() -> list[str]:
-    return [f.name for f in fields(TransferConfig)]
-
-
 def scale_sizes(size: int, min_size: int) -> list[int]:
     """Long sides of the coarse-to-fine schedule: ``size`` divided by √2 while ≥ min_size."""
     sizes = [size]
@@ -112,34 +112,20 @@ def iteration_schedule(cfg: TransferConfig, n_scales: int) -> list[int]:
     return (preset + [preset[-1]] * n_scales)[:n_scales]
 
 
-def pick_device(name: str) -> torch.device:
-    if name == "auto":
-        if torch.cuda.is_available():
-            return torch.device("cuda")
-        if getattr(torch.backends, "mps", None) and torch.backends.mps.is_available():
-            return torch.device("mps")
-        return torch.device("cpu")
-    try:
-        device = torch.device(name)
-    except RuntimeError as exc:
-        raise ConfigError(f"invalid device {name!r}", "use auto, cpu, cuda or mps") from exc
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise ConfigError("device cuda is not available here", "use --device cpu")
-    return device
-
-
 def stylize(content: I.ImageLike, styles: Sequence[I.ImageLike] | I.ImageLike,
             config: TransferConfig = TransferConfig(), callback: Optional[Callback] = None,
             cancel: Optional[threading.Event] = None,
             resume_from: Union[None, dict, str, os.PathLike] = None,
-            check_memory_first: bool = True) -> torch.Tensor:
+            check_memory_first: bool = True, preview_every: int = 0) -> torch.Tensor:
     """Paint ``content`` in the style of ``styles``; returns a [1, 3, H, W] picture in [0, 1].
 
-    On ``cancel`` it raises :class:`Cancelled` whose ``checkpoint`` (a dict of tensors and
-    plain values; :func:`save_checkpoint` writes it) passed back as ``resume_from`` (the dict
-    or its file), with the same inputs and config, continues the run: the result equals an
-    uninterrupted run's. Before loading the network it refuses (ImageTooLargeError) a size
-    whose estimated peak memory (:func:`estimate_peak_bytes`) exceeds the memory available.
+    ``callback`` gets a :class:`Progress` event per iteration, with the picture attached to
+    every ``preview_every``-th one. On ``cancel`` it raises :class:`Cancelled` whose
+    ``checkpoint`` (a dict of tensors and plain values; :func:`save_checkpoint` writes it)
+    passed back as ``resume_from`` (the dict or its file), with the same inputs and config,
+    continues the run: the result equals an uninterrupted run's. Before loading the network
+    it refuses (ImageTooLargeError) a size whose estimated peak memory
+    (:func:`estimate_peak_bytes`) exceeds the memory available.
     """
     cfg = config
     device = pick_device(cfg.device)
@@ -158,45 +144,75 @@ def stylize(content: I.ImageLike, styles: Sequence[I.ImageLike] | I.ImageLike,
     if checkpoint is not None:
         check_checkpoint(checkpoint, cfg, fingerprint, len(sizes))
     if check_memory_first and device.type == "cpu":
-        h, w = photo.shape[-2:]
-        inputs = sum(t.shape[-1] * t.shape[-2] for t in [photo, *paintings])
-        check_memory(lambda side: estimate_peak_bytes(cfg, *_fit(h, w, side), device=device,
-                                                      input_pixels=inputs), cfg.size)
+        _check_fits(cfg, photo, paintings, device)
     if cfg.preserve_color == "histogram":
         paintings = [I.match_color(p, photo) for p in paintings]
     extractor = build_extractor(NetSpec(cfg.model, cfg.weights, cfg.pooling),
                                 tuple(cfg.content_layers) + tuple(cfg.style_layers),
                                 device, cfg.precision)
-    run = Run("style", sum(steps), callback, cancel, cfg.preview_every)
-    first, resume = 0, None
-    if checkpoint is not None:
-        first = checkpoint["scale"]
-        resume = {"iteration": checkpoint["iteration"], "optimizer": checkpoint["optimizer"]}
-        run.step = sum(steps[:first]) + checkpoint["iteration"]
-        x = checkpoint["picture"].to(device)
-    else:
-        x = _initial_picture(cfg, photo, sizes[0])
-    for k in range(first, len(sizes)):
-        target = I.resize(photo, long_side=sizes[k])
-        x = I.resize(x, size=tuple(target.shape[-2:]))  # carry the coarser result up
-        loss_fn = _make_loss(extractor, cfg, target, paintings, blend)
-        try:
-            x = optimize(x, loss_fn, steps[k], run, f"scale {k + 1}/{len(sizes)}",
-                         cfg.optimizer, cfg.lr, resume=resume if k == first else None)
-        except Cancelled as exc:
-            if exc.state is not None:
-                exc.checkpoint = _checkpoint(cfg, fingerprint, k, exc.state, exc.partial, run)
-            raise
+    tracker = Tracker("style", sum(steps), callback, cancel, preview_every)
+    painting = _Painting(cfg, extractor, photo, paintings, blend, fingerprint, tracker)
+    x = painting.scales(sizes, steps, checkpoint)
     if cfg.preserve_color == "luminance":
         x = I.transfer_luminance(x, photo)
     return x.cpu()
+
+
+def _check_fits(cfg: TransferConfig, photo: torch.Tensor, paintings: list[torch.Tensor],
+                device: torch.device) -> None:
+    h, w = photo.shape[-2:]
+    inputs = sum(t.shape[-1] * t.shape[-2] for t in [photo, *paintings])
+    check_memory(lambda side: estimate_peak_bytes(cfg, *_fit(h, w, side), device=device,
+                                                  input_pixels=inputs), cfg.size)
+
+
+@dataclass
+class _Painting:
+    """One stylisation's fixed parts, and the coarse-to-fine loop over its scales."""
+
+    cfg: TransferConfig
+    extractor: FeatureExtractor
+    photo: torch.Tensor
+    paintings: list[torch.Tensor]
+    blend: list[float]
+    fingerprint: dict
+    tracker: Tracker
+
+    def scales(self, sizes: list[int], steps: list[int], checkpoint: Optional[dict]) -> torch.Tensor:
+        """Optimise at each scale from the coarsest (or the checkpoint's) up, carrying the
+        picture up from scale to scale."""
+        first, resume = 0, None
+        if checkpoint is not None:
+            first = checkpoint["scale"]
+            resume = {"iteration": checkpoint["iteration"], "optimizer": checkpoint["optimizer"]}
+            self.tracker.step = sum(steps[:first]) + checkpoint["iteration"]
+            x = checkpoint["picture"].to(self.photo.device)
+        else:
+            x = _initial_picture(self.cfg, self.photo, sizes[0])
+        for k in range(first, len(sizes)):
+            x = self.scale(x, k, sizes, steps[k], resume if k == first else None)
+        return x
+
+    def scale(self, x: torch.Tensor, k: int, sizes: list[int], steps: int,
+              resume: Optional[dict]) -> torch.Tensor:
+        cfg = self.cfg
+        target = I.resize(self.photo, long_side=sizes[k])
+        x = I.resize(x, size=tuple(target.shape[-2:]))  # carry the coarser result up
+        loss_fn = make_loss(self.extractor, cfg, target, self.paintings, self.blend)
+        try:
+            return optimize(x, loss_fn, steps, self.tracker, f"scale {k + 1}/{len(sizes)}",
+                            cfg.optimizer, cfg.lr, resume=resume)
+        except Cancelled as exc:
+            if exc.state is not None:
+                exc.checkpoint = _checkpoint(cfg, self.fingerprint, k, exc.state, exc.partial,
+                                             self.tracker)
+            raise
 
 
 # ------------------------------------------------------------------ checkpoints
 
 CHECKPOINT_FORMAT = "painterly-style-checkpoint"
 CHECKPOINT_VERSION = 1
-_NOT_COMPARED = ("preview_every",)  # settings that don't change the picture
 
 
 def input_fingerprint(photo: torch.Tensor, paintings: list[torch.Tensor]) -> dict:
@@ -208,25 +224,23 @@ def input_fingerprint(photo: torch.Tensor, paintings: list[torch.Tensor]) -> dic
 
 
 def _settings(cfg: TransferConfig) -> dict:
-    values = json.loads(json.dumps(asdict(cfg)))  # tuples -> lists, as stored
-    return {k: v for k, v in values.items() if k not in _NOT_COMPARED}
+    return json.loads(json.dumps(asdict(cfg)))  # tuples -> lists, as stored
 
 
 def _checkpoint(cfg: TransferConfig, fingerprint: dict, scale: int, state: dict,
-                picture: torch.Tensor, run: Run) -> dict:
-    from . import __version__  # painterly/__init__ imports this module
+                picture: torch.Tensor, tracker: Tracker) -> dict:
     return {"format": CHECKPOINT_FORMAT, "version": CHECKPOINT_VERSION,
             "painterly": __version__, "torch": str(torch.__version__),
             "config": json.dumps(_settings(cfg)), "seed": cfg.seed,
             "inputs": fingerprint, "scale": scale, "iteration": int(state["iteration"]),
-            "step": run.step, "total": run.total, "picture": picture.detach().cpu(),
+            "step": tracker.step, "total": tracker.total, "picture": picture.detach().cpu(),
             "optimizer": state["optimizer"]}
 
 
 def save_checkpoint(checkpoint: dict, path: str | os.PathLike) -> Path:
     """Write a checkpoint (``Cancelled.checkpoint``) atomically: temp file, then rename."""
     path = Path(path)
-    I._atomic_write(path, lambda f: torch.save(checkpoint, f))
+    atomic_write(path, lambda f: torch.save(checkpoint, f))
     return path
 
 
@@ -234,23 +248,23 @@ def load_checkpoint(path: str | os.PathLike) -> dict:
     """Read a checkpoint written by :func:`save_checkpoint`; tensors and plain values only."""
     name = str(path)
     try:
-        data = torch.load(name, map_location="cpu", weights_only=True)
+        data = read_checkpoint(name)
     except FileNotFoundError as exc:
-        raise CheckpointError(f"no such checkpoint: {name}", "check the --resume path") from exc
+        raise CheckpointError(f"no such checkpoint: {name}", "check the `resume` path") from exc
     except IsADirectoryError as exc:
         raise CheckpointError(f"checkpoint {name} is a folder", "pass the .ckpt file") from exc
     except (pickle.UnpicklingError, RuntimeError, EOFError, OSError, ValueError,
             AttributeError, TypeError) as exc:
         first_line = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
         raise CheckpointError(f"{name} is not a readable painterly checkpoint ({first_line})",
-                              "start afresh without --resume") from exc
+                              "start afresh without `resume`") from exc
     if not isinstance(data, dict) or data.get("format") != CHECKPOINT_FORMAT:
         raise CheckpointError(f"{name} is not a painterly style checkpoint",
                               "pass the OUT.ckpt file an interrupted 'painterly style' wrote")
     if data.get("version") != CHECKPOINT_VERSION:
         raise CheckpointError(f"checkpoint {name} has version {data.get('version')!r}; this "
                               f"painterly reads version {CHECKPOINT_VERSION}",
-                              "start afresh without --resume")
+                              "start afresh without `resume`")
     return data
 
 
@@ -307,12 +321,11 @@ def estimate_peak_bytes(cfg: TransferConfig, h: int, w: int,
     the input pictures (``input_pixels``, all of them) as float tensors. The finest scale
     sets the peak.
     """
-    arch = "vgg16" if cfg.model == "tiny" else cfg.model
-    width = 1 / 16 if cfg.model == "tiny" else 1.0
+    net = get_net(cfg.model)
     device = device or torch.device("cpu")
     precision = resolve_precision(cfg.precision, device)
     layers = tuple(cfg.content_layers) + tuple(cfg.style_layers)
-    act_floats, loss_floats, weight_count = _vgg_costs(arch, width, layers)
+    act_floats, loss_floats, weight_count = _vgg_costs(net.arch, net.width, layers)
     if precision == "bf16":
         act_bytes = 2 * act_floats + 4 * loss_floats
     else:
@@ -330,25 +343,20 @@ def estimate_peak_bytes(cfg: TransferConfig, h: int, w: int,
 
 def _vgg_costs(arch: str, width: float, layers: tuple[str, ...]) -> tuple[float, float, int]:
     """Per input pixel: activations kept for backward, those copied to fp32; weight count."""
-    from .nets import layer_index, layer_names
-    names = layer_names(arch)
     deepest = max(layer_index(arch, name) for name in layers)
     act = loss = 0.0
-    weights, in_ch, area, i = 0, 3, 1.0, 0
-    for item in VGG_CONFIGS[arch]:  # the whole net's weights are loaded, even if cut
-        if item == "M":
-            area /= 4
-            if i <= deepest:
-                act += in_ch * area  # pooling output
-            i += 1
-            continue
-        ch = max(2, round(item * width))
-        weights += ch * in_ch * 9 + ch
-        if i <= deepest:
-            act += 2 * ch * area  # conv output and ReLU output
-            if names[i + 1] in layers:
-                loss += ch * area
-        in_ch, i = ch, i + 2
+    weights, in_ch = 0, 3
+    for layer in layer_table(arch, width):  # the whole net's weights are loaded, even if cut
+        area = 1.0 / layer.stride ** 2     # positions per input pixel
+        if layer.kind == "conv":
+            weights += layer.channels * in_ch * 9 + layer.channels
+            in_ch = layer.channels
+            if layer.index <= deepest:
+                act += 2 * layer.channels * area  # conv output and ReLU output
+        elif layer.kind == "relu" and layer.name in layers:
+            loss += layer.channels * area
+        elif layer.kind == "pool" and layer.index <= deepest:
+            act += layer.channels * area  # pooling output
     return act, loss, weights
 
 
@@ -372,7 +380,7 @@ def _initial_picture(cfg: TransferConfig, photo: torch.Tensor, long_side: int) -
     return I.resize(I.load_image(cfg.init).to(photo.device), size=tuple(start.shape[-2:]))
 
 
-def _make_loss(extractor: FeatureExtractor, cfg: TransferConfig, photo: torch.Tensor,
+def make_loss(extractor: FeatureExtractor, cfg: TransferConfig, photo: torch.Tensor,
                paintings: list[torch.Tensor], blend: list[float]):
     """Targets for one scale (computed once) and the loss closure over them."""
     with torch.no_grad():

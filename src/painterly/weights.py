@@ -27,6 +27,7 @@ from pathlib import Path
 import torch
 
 from .errors import DownloadError, OutputError, WeightsError
+from .files import atomic_write
 
 log = logging.getLogger(__name__)
 
@@ -160,8 +161,8 @@ def resolve(spec: WeightSpec, explicit: str | os.PathLike | None = None,
         if path.is_dir():
             raise WeightsError(f"weights path is a directory: {path}", "pass a weights file")
         if not path.is_file():
-            raise WeightsError(f"weights file not found: {path}", "check the --weights path")
-        log.info("weights: using %s (--weights; no download)", path)
+            raise WeightsError(f"weights file not found: {path}", "check the `weights` path")
+        log.info("weights: using %s (a file given; no download)", path)
         return path
     local = find_local(spec)
     cache = cache_dir()
@@ -188,7 +189,7 @@ def resolve(spec: WeightSpec, explicit: str | os.PathLike | None = None,
         raise WeightsError(
             f"offline and weights {spec.name!r} not cached: expected "
             f"{cache / spec.download_file.filename} (from {spec.url})",
-            "pass --weights FILE, put the file there or in the folder named by "
+            "pass `weights` FILE, put the file there or in the folder named by "
             f"PAINTERLY_WEIGHTS_DIR, or {how_to_fetch}")
     return download(spec)
 
@@ -248,7 +249,7 @@ def download(spec: WeightSpec) -> Path:
     wf = spec.download_file
     if not wf.sha256:
         raise WeightsError(f"weights {spec.name!r} have no pinned sha256; refusing to download",
-                           "download the file yourself and pass --weights FILE")
+                           "download the file yourself and pass `weights` FILE")
     if not spec.url.startswith(("https://", "http://")):
         raise WeightsError(f"weights {spec.name!r}: unsupported URL {spec.url}",
                            "only http(s) downloads are supported")
@@ -275,7 +276,7 @@ def download(spec: WeightSpec) -> Path:
                 raise DownloadError(
                     f"sha256 mismatch for {spec.url}: expected {_pinned(wf.sha256)}, got {actual}",
                     "nothing was saved; try again later, or get the file yourself and pass "
-                    "--weights FILE")
+                    "pass `weights` FILE")
             os.replace(tmp, target)
             _fsync_dir(folder)
         finally:
@@ -298,7 +299,7 @@ def _cache_write_error(folder: Path, exc: OSError) -> OutputError:
               errno.ENOTDIR: "not a directory", errno.EEXIST: "not a directory"}.get(
                   exc.errno, exc.strerror or str(exc))
     return OutputError(f"cannot write cache dir {folder}: {reason}",
-                       "set PAINTERLY_CACHE to a writable folder, or pass --weights FILE")
+                       "set PAINTERLY_CACHE to a writable folder, or pass `weights` FILE")
 
 
 def _make_cache_dir(folder: Path) -> None:
@@ -394,14 +395,14 @@ def _fetch(url: str, tmp: Path) -> str:
         raise
     except urllib.error.HTTPError as exc:
         raise DownloadError(f"download of {url} failed: HTTP {exc.code} {exc.reason}",
-                            "try again later, or get the file yourself and pass --weights FILE"
+                            "try again later, or get the file yourself and pass `weights` FILE"
                             ) from exc
     except (http.client.HTTPException, ConnectionError, TimeoutError) as exc:
         raise _interrupted(url, received, total) from exc
     except urllib.error.URLError as exc:
         raise DownloadError(f"download of {url} failed: {exc.reason}",
                             "check your connection, or get the file yourself and pass "
-                            "--weights FILE") from exc
+                            "pass `weights` FILE") from exc
     except OSError as exc:
         if exc.errno in (errno.ENOSPC, errno.EROFS, errno.EACCES, errno.EDQUOT):
             raise _cache_write_error(tmp.parent, exc) from exc
@@ -480,7 +481,7 @@ def load_state_dict(path: Path, expected: dict[str, torch.Size]) -> dict[str, to
     if problems:
         raise WeightsError(f"weights file {path} does not match the architecture: "
                            + "; ".join(problems),
-                           "pick the --model these weights belong to, or use a file holding "
+                           "pick the `model` these weights belong to, or use a file holding "
                            "that VGG's features.* tensors")
     return {k: v.float() for k, v in features.items()}
 
@@ -590,3 +591,71 @@ def _damaged(path: Path, exc: BaseException) -> WeightsError:
     return WeightsError(f"weights file {path} is damaged or not a PyTorch weights file "
                         f"({type(exc).__name__}: {first})",
                         "download it again, or convert it to .safetensors")
+
+
+# ------------------------------------------------------------------ painterly's own models
+
+PACKAGE_MODELS = Path(__file__).parent / "models"
+
+
+@dataclass(frozen=True)
+class PackagedModel:
+    """A network painterly trained itself and ships inside the package (no download)."""
+
+    name: str
+    filename: str
+    format: str           # the ``format`` its safetensors metadata must carry
+    what: str             # how messages name it
+    description: str
+
+    @property
+    def path(self) -> Path:
+        return PACKAGE_MODELS / self.filename
+
+
+PACKAGED: dict[str, PackagedModel] = {m.name: m for m in [
+    PackagedModel("adain-decoder", "adain-vgg16-decoder.safetensors", "painterly-adain-decoder",
+                  "decoder", "painterly's AdaIN/WCT decoder for `painterly fast` (trained by "
+                  "painterly, README's recipe)"),
+    PackagedModel("slim-encoder", "vgg16-slim-encoder.safetensors", "painterly-slim-encoder",
+                  "slim encoder", "VGG16 up to relu4_1 with half the channels, distilled by "
+                  "painterly (`painterly distill-fast`)"),
+]}
+
+
+def read_model(path: str | os.PathLike | None, model: str,
+               missing_hint: str) -> tuple[dict[str, torch.Tensor], dict[str, str], Path]:
+    """Tensors (fp32), metadata and path of a safetensors file of one of painterly's own
+    model formats: ``path``, or the packaged file when None. The header is checked before
+    anything is read; a file of another format is refused."""
+    spec = PACKAGED[model]
+    path = Path(path) if path else spec.path
+    if not path.is_file():
+        raise WeightsError(f"{spec.what} weights not found: {path}", missing_hint)
+    check_safetensors_header(path)
+    from safetensors import safe_open
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            meta = f.metadata() or {}
+            state = {k: f.get_tensor(k).float() for k in f.keys()}
+    except Exception as exc:  # safetensors raises several types for a damaged file
+        raise WeightsError(f"cannot read {spec.what} weights {path}: {exc}",
+                           "the file is damaged or not a safetensors file") from exc
+    if meta.get("format") != spec.format:
+        raise WeightsError(f"{path} is not a painterly {spec.what}",
+                           f"pass a {spec.what} file made by painterly")
+    return state, meta, path
+
+
+def write_model(path: Path, state: dict[str, torch.Tensor], metadata: dict[str, str]) -> None:
+    """Write a trained network as fp16 safetensors with its recipe as metadata, atomically."""
+    from safetensors.torch import save
+    half = {k: v.detach().to("cpu", torch.float16).contiguous() for k, v in state.items()}
+    data = save(half, metadata={k: str(v) for k, v in metadata.items()})
+    atomic_write(Path(path), lambda f: f.write(data))
+
+
+def read_checkpoint(path: str | os.PathLike, device: torch.device | str = "cpu"):
+    """A checkpoint painterly wrote (tensors and plain values only: ``weights_only=True``,
+    never retried without it). Errors are torch's own; callers say what the file was for."""
+    return torch.load(path, map_location=device, weights_only=True)

@@ -16,7 +16,7 @@ VGG_CONFIGS: dict[str, list] = {
     "vgg19": [64, 64, M, 128, 128, M, 256, 256, 256, 256, M,
               512, 512, 512, 512, M, 512, 512, 512, 512, M],
     # VGG16 up to relu4_1 with half the channels before it: a quarter of the multiply-adds.
-    # Distilled from VGG16 for `painterly fast` (fast_distill.py); only relu4_1 is trained.
+    # Distilled from VGG16 for `painterly fast` (fast/distill.py); only relu4_1 is trained.
     "vgg16-slim": [32, 32, M, 64, 64, M, 128, 128, 128, M, 512],
 }
 

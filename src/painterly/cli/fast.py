@@ -1,0 +1,79 @@
+"""``painterly fast``: flags -> a fast Job (a picture or a folder) -> jobs.run_job."""
+from __future__ import annotations
+
+import sys
+
+from ..fast import ENCODERS, FastConfig
+from ..jobs import ItemResult, Job, RunOptions, run_job
+from .common import add_input_flags, add_report_flags, floats, reading, render
+
+DEFAULTS = FastConfig()
+
+
+def add_parsers(sub) -> None:
+    p = sub.add_parser("fast", help="fast style transfer: one pass of a trained network",
+                       description="Arbitrary style transfer with adaptive instance "
+                       "normalisation (Huang & Belongie 2017), using the decoder painterly "
+                       "trained itself. Well under a second per picture, any style picture.")
+    p.add_argument("content", help="the photo (a file, - for stdin, or a folder of pictures)")
+    p.add_argument("styles", nargs="+", help="one or more style pictures")
+    p.add_argument("-o", "--output", help="output picture, or a folder when CONTENT is a "
+                   "folder; default <content>_<style>_fast.png")
+    p.add_argument("--overwrite", action="store_true", help="replace existing outputs")
+    p.add_argument("--size", type=int, default=DEFAULTS.size,
+                   help="larger photos are scaled down to this long side; 0 = keep every "
+                   "photo's size (%(default)s)")
+    p.add_argument("--work-size", type=int, default=DEFAULTS.work_size,
+                   help="the network paints at most this long side and larger results are "
+                   "scaled up from it: faster, larger strokes; 0 = paint at full size "
+                   "(%(default)s)")
+    p.add_argument("--style-size", type=int, default=DEFAULTS.style_size,
+                   help="long side the style picture is read at; 0 = the output's (%(default)s)")
+    p.add_argument("--strength", type=float, default=DEFAULTS.strength,
+                   help="0 = the photo, 1 = full style (%(default)s)")
+    p.add_argument("--whiten", type=float, default=DEFAULTS.whiten,
+                   help="0 = AdaIN (channel means and deviations), 1 = WCT (the whole channel "
+                   "covariance: stronger texture); between blends them (%(default)s)")
+    p.add_argument("--style-weights", type=floats, default=DEFAULTS.style_weights,
+                   help="blend of several styles, e.g. 0.5,0.5")
+    p.add_argument("--preserve-color", choices=("none", "luminance", "histogram"),
+                   default=DEFAULTS.preserve_color)
+    p.add_argument("--decoder", default=DEFAULTS.decoder,
+                   help="a decoder file from train-fast (default: painterly's own)")
+    p.add_argument("--model", choices=ENCODERS, default=DEFAULTS.model,
+                   help="encoder: slim (distilled from VGG16, 4× cheaper) or vgg16 itself; "
+                   "'tiny' only with a tiny test decoder (%(default)s)")
+    p.add_argument("--weights", default=DEFAULTS.weights,
+                   help="encoder weights: a slim encoder file from distill-fast, or with "
+                   "--model vgg16 the VGG16 weights' name or file (default: painterly's own)")
+    p.add_argument("--device", default=DEFAULTS.device, help="auto, cpu, cuda or mps")
+    p.add_argument("--precision", choices=("auto", "fp32", "bf16"), default=DEFAULTS.precision)
+    add_input_flags(p)
+    add_report_flags(p, "no messages")
+    p.set_defaults(func=run)
+
+
+def config_from_args(args) -> FastConfig:
+    return FastConfig(size=args.size, work_size=args.work_size, style_size=args.style_size,
+                      strength=args.strength, whiten=args.whiten,
+                      style_weights=args.style_weights, preserve_color=args.preserve_color,
+                      decoder=args.decoder, weights=args.weights, model=args.model,
+                      device=args.device, precision=args.precision)
+
+
+def run(args) -> int:
+    job = Job("fast", (args.content, *args.styles), config_from_args(args), args.output,
+              args.overwrite, reading(args))
+    outcome = run_job(job, RunOptions(on_item=lambda item: _report(args, item)))
+    if args.json:
+        import json
+        print(json.dumps(outcome.record, indent=2))
+    outcome.raise_for_failures()  # exit 3 once the others are written
+    return 0
+
+
+def _report(args, item: ItemResult) -> None:
+    if item.error is not None:
+        print(f"painterly: error: {item.source}: {render(item.error)}", file=sys.stderr)
+    elif not args.quiet and not args.json:
+        print(f"painterly: wrote {item.output} in {item.seconds:.2f} s", file=sys.stderr)

@@ -1,0 +1,121 @@
+"""The pure operations of fast style transfer: AdaIN (Huang & Belongie 2017) and WCT (Li et
+al. 2017) on feature maps, the blend of the two the decoder paints from, and mirror padding.
+
+    t = AdaIN(f(c), f(s)) = σ(f(s)) · (f(c) − μ(f(c))) / σ(f(c)) + μ(f(s))
+
+No networks, no files: tensors in, tensors out.
+"""
+from __future__ import annotations
+
+from typing import NamedTuple, Optional
+
+import torch
+from torch import nn
+
+from ..errors import ConfigError
+
+EPS = 1e-5
+WCT_FLOOR = 1e-5  # eigenvalues below this fraction of the largest are raised to it
+
+
+def feature_stats(features: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-channel mean and standard deviation over positions: [B, C, 1, 1] each."""
+    var, mean = torch.var_mean(features, dim=(2, 3), keepdim=True, unbiased=False)
+    return mean, (var + EPS).sqrt()
+
+
+def adain(content: torch.Tensor, style_mean: torch.Tensor, style_std: torch.Tensor,
+          reference: Optional[torch.Tensor] = None) -> torch.Tensor:
+    """Give the content features the style's channel means and deviations. ``reference``:
+    the part of ``content`` whose statistics count (default: all of it)."""
+    mean, std = feature_stats(content if reference is None else reference)
+    return (content - mean) / std * style_std + style_mean
+
+
+class StyleStats(NamedTuple):
+    """What AdaIN and WCT need of a painting's relu4_1 features."""
+    mean: torch.Tensor       # [B, C, 1, 1]
+    std: torch.Tensor        # [B, C, 1, 1]
+    values: Optional[torch.Tensor]   # [B, C]     eigenvalues of the channel covariance
+    vectors: Optional[torch.Tensor]  # [B, C, C]  its eigenvectors (None: AdaIN only)
+
+
+def style_statistics(features: torch.Tensor, covariance: bool = True) -> StyleStats:
+    values, vectors = _covariance_eigen(features) if covariance else (None, None)
+    return StyleStats(*feature_stats(features), values, vectors)
+
+
+def _covariance_eigen(features: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    x = features.flatten(2).float()
+    x = x - x.mean(2, keepdim=True)
+    values, vectors = torch.linalg.eigh(x @ x.transpose(1, 2) / x.shape[2])
+    # ReLU features have dead channels: a floor keeps whitening from blowing up noise in them
+    # (and an absolute one, a flat picture or a single position, from dividing by zero).
+    return torch.maximum(values, (values[..., -1:] * WCT_FLOOR).clamp_min(EPS)), vectors
+
+
+def whitening(content: torch.Tensor, reference: Optional[torch.Tensor] = None
+              ) -> tuple[torch.Tensor, torch.Tensor]:
+    """The whitening matrix [B, C, C] of the content features and the centred features
+    [B, C, N]: their product has the identity as channel covariance (over ``reference``,
+    the part of ``content`` whose statistics count; default all of it)."""
+    reference = content if reference is None else reference
+    values, vectors = _covariance_eigen(reference)
+    whiten = vectors @ torch.diag_embed(values.rsqrt()) @ vectors.transpose(1, 2)
+    mean = reference.flatten(2).float().mean(2, keepdim=True)
+    return whiten, content.flatten(2).float() - mean
+
+
+def wct(content: torch.Tensor, style: StyleStats,
+        white: Optional[tuple[torch.Tensor, torch.Tensor]] = None) -> torch.Tensor:
+    """Whitening and colouring (Li et al. 2017, *Universal Style Transfer via Feature
+    Transforms*): the content features get the painting's whole channel covariance, not only
+    AdaIN's per-channel deviations, so correlations between channels, which make up much of
+    a texture, carry over too. ``white``: the content already whitened (one photo, several
+    paintings)."""
+    whiten, centred = whitening(content) if white is None else white
+    colour = style.vectors @ torch.diag_embed(style.values.sqrt()) @ style.vectors.transpose(1, 2)
+    # (C × C) · (C × C) first, then one (C × C) · (C × N): cheaper than two passes over N.
+    return ((colour @ whiten) @ centred).reshape(content.shape) + style.mean
+
+
+def target_features(content: torch.Tensor, style: StyleStats, whiten: float,
+                    white: Optional[tuple[torch.Tensor, torch.Tensor]] = None,
+                    reference: Optional[torch.Tensor] = None) -> torch.Tensor:
+    """The decoder's input: AdaIN's target, blended with WCT's by ``whiten``; ``reference``
+    as for adain.
+
+    Departure from AdaIN: measured on the shared pairs (docs/fast.md), half of each brings
+    the picture closer to the painting than AdaIN alone, at a small cost in content."""
+    target = adain(content, style.mean, style.std, reference)
+    if whiten:
+        white = whitening(content, reference) if white is None else white
+        target = whiten * wct(content, style, white) + (1 - whiten) * target
+    return target
+
+
+def mirror_pad(x: torch.Tensor, margin: int) -> torch.Tensor:
+    """``margin`` pixels of mirrored border on each side. A side shorter than the margin is
+    mirrored again and again (reflection padding stops at the picture's own size); a
+    one-pixel side is repeated."""
+    for dim in (-1, -2):
+        left = margin
+        while left:
+            step = min(left, x.shape[dim] - 1)
+            mode = "reflect" if step else "replicate"
+            step = step or left
+            x = nn.functional.pad(x, (step, step, 0, 0) if dim == -1 else (0, 0, step, step),
+                                  mode=mode)
+            left -= step
+    return x
+
+
+def blend_weights(weights: tuple[float, ...], n: int) -> list[float]:
+    """The weights of ``n`` styles, summing to 1: equal when none are given."""
+    if not weights:
+        return [1.0 / n] * n
+    if len(weights) != n:
+        raise ConfigError(f"{len(weights)} style weights for {n} style pictures",
+                          "give one weight per style picture")
+    total = sum(weights)
+    return [w / total for w in weights]

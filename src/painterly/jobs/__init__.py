@@ -1,0 +1,53 @@
+"""Jobs: what a front end runs. The one place for the rules every front end shares.
+
+A :class:`Job` is a kind (style, fast, dream), input pictures, a config and an output;
+:func:`run_job` runs it with progress events (and preview pictures at the caller's cadence),
+cancel, a checkpoint on cancel and resume (style), atomic publication under an output lock,
+default output names, one provenance record (PNG text and the returned record), rescue
+files when a run stops early, and folder batches where one bad picture is reported and the
+rest are written. The command line is one translator of flags into jobs; a web app is another.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+from . import dream as _dream
+from . import fast as _fast
+from . import style as _style
+from .job import CONFIGS, KINDS, Animation, ItemResult, Job, Outcome, RunOptions
+from .outputs import OutputLock, default_output
+from .provenance import png_text, read_record, versions
+
+__all__ = ["Animation", "CONFIGS", "ItemResult", "Job", "KINDS", "Outcome", "OutputLock",
+           "RunOptions", "check_job", "default_output", "output_of", "png_text", "read_record",
+           "run_job", "versions"]
+
+
+def output_of(job: Job) -> Path:
+    """Where the job writes: its ``output``, or the default name."""
+    if job.output:
+        return Path(job.output)
+    return default_output(job.kind, job.inputs, animation=job.animation is not None)
+
+
+def check_job(job: Job) -> Path:
+    """Refuse, before loading anything, a job whose output can't be written; its output."""
+    output = output_of(job)
+    if job.kind == "fast":
+        _fast.check(job, output)
+    else:
+        {"style": _style, "dream": _dream}[job.kind].check(job, output)
+    return output
+
+
+def run_job(job: Job, options: Optional[RunOptions] = None) -> Outcome:
+    """Run a job (see the module's docstring); raises painterly's errors, Cancelled with the
+    picture so far saved (and for style a checkpoint to resume from)."""
+    options = options or RunOptions()
+    output = output_of(job)
+    if job.kind == "fast":
+        return _fast.run(job, output, options, _fast.check(job, output))
+    module = {"style": _style, "dream": _dream}[job.kind]
+    module.check(job, output)
+    return module.run(job, output, options)

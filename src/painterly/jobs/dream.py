@@ -1,0 +1,113 @@
+"""The dream job: DeepDream on a picture, or a zooming animation of dreams."""
+from __future__ import annotations
+
+from pathlib import Path
+
+from .. import image as I
+from ..deepdream import DreamConfig, dream, dream_zoom
+from ..errors import Cancelled, ConfigError, DivergedError, OutputError
+from ..video import ANIMATION_SUFFIXES, check_animation_path, save_animation
+from . import provenance
+from .job import Job, Outcome, RunOptions, Watcher, preview_cadence
+from .outputs import OutputLock, check_not_an_input, rescue_path
+from .style import save_rescued
+
+
+def check(job: Job, output: Path) -> None:
+    """Everything that would make the output unwritable, refused before any work."""
+    cfg: DreamConfig = job.config
+    is_animation = output.suffix.lower() in ANIMATION_SUFFIXES
+    if job.animation and not is_animation:
+        raise OutputError(f"`frames` needs an animation output, not {output.name}",
+                          f"use one of {', '.join(ANIMATION_SUFFIXES)}")
+    if is_animation and not job.animation:
+        raise ConfigError(f"{output.name} is an animation", "pass `frames` N (e.g. `frames` 30)")
+    inputs = job.inputs + ((cfg.guide,) if cfg.guide else ())
+    check_not_an_input(output, inputs)  # check_output_path's test, also for animations
+    if job.animation:
+        check_animation_path(output, overwrite=job.overwrite)
+        _check_frames_dir(job)
+    else:
+        I.check_output_path(output, overwrite=job.overwrite, inputs=inputs)
+
+
+def _check_frames_dir(job: Job) -> None:
+    if not job.animation.save_frames:
+        return
+    folder = Path(job.animation.save_frames)
+    if folder.exists() and not folder.is_dir():
+        raise OutputError(f"{folder} is not a folder", "give `save_frames` a folder")
+    if not folder.exists():
+        if not folder.parent.is_dir():  # save_frames makes one folder, not a path of them
+            raise OutputError(f"folder {folder.parent} does not exist", "create it first")
+        return
+    for i in range(job.animation.frames):
+        I.check_output_path(frame_path(folder, i), overwrite=job.overwrite)
+
+
+def frame_path(folder: Path, i: int) -> Path:
+    return folder / f"frame_{i:04d}.png"
+
+
+def run(job: Job, output: Path, options: RunOptions) -> Outcome:
+    with OutputLock(output):
+        cfg: DreamConfig = job.config
+        picture = job.reading.load(job.inputs[0], work_size=cfg.size)
+        guide = job.reading.load(cfg.guide) if cfg.guide is not None else None
+        # Snapshots are PNGs beside an animation (a .gif can't hold a single snapshot).
+        snapshots = output.with_suffix(".png") if job.animation else output
+        watcher = Watcher(options.callback, options.snapshot_every, snapshots)
+        if job.animation:
+            _animate(job, picture, guide, output, watcher, options)
+        else:
+            _still(job, picture, guide, output, watcher, options)
+    extra = {"animation": {"frames": job.animation.frames, "zoom": job.animation.zoom,
+                           "rotate": job.animation.rotate, "fps": job.animation.fps,
+                           "save_frames": job.animation.save_frames}} if job.animation else {}
+    rec = provenance.record("dream", {"picture": job.inputs[0], "guide": job.config.guide},
+                            output, job.config, watcher.seconds, watcher.losses, **extra)
+    return Outcome(output, rec)
+
+
+def _ask(options: RunOptions, watcher: Watcher) -> dict:
+    return {"callback": watcher, "cancel": options.cancel,
+            "preview_every": preview_cadence(options.preview_every, options.snapshot_every)}
+
+
+def _still(job: Job, picture, guide, output: Path, watcher: Watcher, options: RunOptions):
+    try:
+        result = dream(picture, job.config, guide=guide, **_ask(options, watcher))
+    except (Cancelled, DivergedError) as exc:
+        saved = save_rescued(exc, output)
+        raise type(exc)(f"{exc.message}; picture so far saved to {saved}", exc.hint) from exc
+    # The record is complete only after the run; the PNG carries what is known now.
+    rec = provenance.record("dream", {"picture": job.inputs[0], "guide": job.config.guide},
+                            output, job.config, watcher.seconds, watcher.losses)
+    I.save_image(result, output, metadata=provenance.png_text(rec), overwrite=job.overwrite)
+
+
+def _animate(job: Job, picture, guide, output: Path, watcher: Watcher, options: RunOptions):
+    animation = job.animation
+    if animation.save_frames:
+        Path(animation.save_frames).mkdir(exist_ok=True)
+    frames = []
+    try:
+        for frame in dream_zoom(picture, job.config, animation.frames, animation.zoom,
+                                animation.rotate, guide=guide, **_ask(options, watcher)):
+            frames.append(frame)
+            if animation.save_frames:
+                rec = provenance.record("dream", {"picture": job.inputs[0]},
+                                        frame_path(Path(animation.save_frames), len(frames) - 1),
+                                        job.config, watcher.seconds, watcher.losses)
+                I.save_image(frame, frame_path(Path(animation.save_frames), len(frames) - 1),
+                             metadata=provenance.png_text(rec), overwrite=True)
+    except (Cancelled, DivergedError) as exc:
+        saved = _rescue_animation(exc, frames, output, animation.fps)
+        raise type(exc)(f"{exc.message}; frames so far saved to {saved}", exc.hint) from exc
+    save_animation(frames, output, fps=animation.fps, overwrite=job.overwrite)
+
+
+def _rescue_animation(exc, frames: list, output: Path, fps: float) -> Path:
+    if not frames:
+        return save_rescued(exc, output.with_suffix(".png"))
+    return save_animation(frames, rescue_path(output), fps=fps, overwrite=True)

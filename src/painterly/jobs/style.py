@@ -1,0 +1,70 @@
+"""The style job: a photo painted like one or more paintings, by optimisation."""
+from __future__ import annotations
+
+from pathlib import Path
+
+from .. import image as I
+from ..errors import Cancelled, DivergedError
+from ..transfer import INITS, TransferConfig, save_checkpoint, stylize
+from . import provenance
+from .job import Job, Outcome, RunOptions, Watcher, preview_cadence
+from .outputs import OutputLock, checkpoint_path, rescue_path
+
+
+def check(job: Job, output: Path) -> None:
+    """Everything that would make the output unwritable, refused before any work."""
+    cfg: TransferConfig = job.config
+    inputs = job.inputs + ((cfg.init,) if cfg.init not in INITS else ())
+    I.check_output_path(output, overwrite=job.overwrite, inputs=inputs)
+
+
+def run(job: Job, output: Path, options: RunOptions) -> Outcome:
+    with OutputLock(output):
+        return _paint(job, output, options)
+
+
+def _paint(job: Job, output: Path, options: RunOptions) -> Outcome:
+    cfg: TransferConfig = job.config
+    content, *style_files = job.inputs
+    photo = job.reading.load(content, work_size=cfg.size)
+    style_side = max(I.MIN_SIDE, round(cfg.size * cfg.style_scale))
+    styles = [job.reading.load(s, work_size=style_side) for s in style_files]
+    watcher = Watcher(options.callback, options.snapshot_every, output)
+    try:
+        picture = stylize(photo, styles, cfg, callback=watcher, cancel=options.cancel,
+                          resume_from=job.resume,
+                          preview_every=preview_cadence(options.preview_every,
+                                                        options.snapshot_every))
+    except Cancelled as exc:
+        raise interrupted(exc, output) from exc
+    except DivergedError as exc:
+        saved = save_rescued(exc, output)
+        raise DivergedError(f"{exc.message}; last good picture saved to {saved}",
+                            exc.hint) from exc
+    rec = provenance.record("style", {"content": content, "styles": style_files}, output, cfg,
+                            watcher.seconds, watcher.losses, stages=watcher.stages)
+    I.save_image(picture, output, metadata=provenance.png_text(rec), overwrite=job.overwrite)
+    return Outcome(output, rec)
+
+
+def interrupted(exc: Cancelled, output: Path) -> Cancelled:
+    """Save the picture so far and the checkpoint; the error says how to resume."""
+    saved = save_rescued(exc, output)
+    message, hint = "cancelled at iteration", exc.hint
+    if exc.checkpoint is not None:
+        ckpt = save_checkpoint(exc.checkpoint, checkpoint_path(output))
+        message += f" {exc.checkpoint['step']}/{exc.checkpoint['total']}"
+        hint = f"resume with `resume` {ckpt} (and the same pictures and settings)"
+    else:
+        message = f"cancelled ({exc.message})"
+    return Cancelled(f"{message}; picture so far saved to {saved}", hint)
+
+
+def save_rescued(exc, output: Path) -> Path:
+    """Write the picture so far (Cancelled) or the last good one (DivergedError) beside the
+    output, never over it."""
+    picture = exc.partial if isinstance(exc, Cancelled) else exc.last_good
+    rescued = rescue_path(output)
+    if picture is not None:
+        I.save_image(picture, rescued, overwrite=True)
+    return rescued
