@@ -28,7 +28,8 @@ from typing import Sequence, Union
 import numpy as np
 import torch
 import torch.nn.functional as F
-from PIL import Image, ImageCms, ImageColor, ImageOps, PngImagePlugin, features
+from PIL import (Image, ImageCms, ImageColor, ImageDraw, ImageFont, ImageOps, PngImagePlugin,
+                 features)
 
 from .errors import ConfigError, ImageTooLargeError, InputImageError, OutputError
 from .files import atomic_write
@@ -606,6 +607,34 @@ def save_gif(frames: Sequence[torch.Tensor], path: Path, fps: float) -> None:
 def frame_pixels(frame: torch.Tensor) -> np.ndarray:
     """A frame as the uint8 [H, W, 3] array video writers take (rounded as saved pictures are)."""
     return np.asarray(tensor_to_pil(frame))
+
+
+def montage(tiles: Sequence[torch.Tensor], columns: int, gap: int = 2,
+            fill: float = 1.0) -> torch.Tensor:
+    """Pictures ([1, 3, h, w] or [3, h, w], in [0, 1]) in a grid of ``columns``, row by row,
+    ``gap`` pixels of ``fill`` between them; each tile is centred in the largest tile's box."""
+    tiles = [t if t.dim() == 4 else t.unsqueeze(0) for t in tiles]
+    n_columns = max(1, min(columns, len(tiles)))
+    rows = math.ceil(len(tiles) / n_columns)
+    h = max(t.shape[-2] for t in tiles)
+    w = max(t.shape[-1] for t in tiles)
+    out = torch.full((1, 3, rows * h + (rows - 1) * gap, n_columns * w
+                      + (n_columns - 1) * gap), fill)
+    for i, tile in enumerate(tiles):
+        r, c = divmod(i, n_columns)
+        y = r * (h + gap) + (h - tile.shape[-2]) // 2
+        x = c * (w + gap) + (w - tile.shape[-1]) // 2
+        out[..., y: y + tile.shape[-2], x: x + tile.shape[-1]] = tile.detach().float().cpu()
+    return out
+
+
+def caption(picture: torch.Tensor, text: str, size: int = 12, fill: float = 1.0) -> torch.Tensor:
+    """``picture`` ([1, 3, H, W]) with a strip of ``text`` (dark, on ``fill``) above it."""
+    font = ImageFont.load_default(size=size)
+    strip = Image.new("RGB", (picture.shape[-1], size + 6), tuple([round(fill * 255)] * 3))
+    ImageDraw.Draw(strip).text((3, 2), text, fill=(20, 20, 20), font=font)
+    label = torch.from_numpy(np.asarray(strip).copy()).permute(2, 0, 1).float().div(255)
+    return torch.cat([label.unsqueeze(0), picture.detach().float().cpu()], dim=-2)
 
 
 def decode_training_picture(data: bytes, min_side: int) -> torch.Tensor:

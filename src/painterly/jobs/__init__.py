@@ -12,9 +12,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Optional
 
-from . import dream as _dream
-from . import fast as _fast
-from . import style as _style
+import importlib
+
 from .job import CONFIGS, KINDS, Animation, ItemResult, Job, Outcome, RunOptions
 from .outputs import OutputLock, default_output
 from .provenance import png_text, read_record, versions
@@ -31,13 +30,16 @@ def output_of(job: Job) -> Path:
     return default_output(job.kind, job.inputs, animation=job.animation is not None)
 
 
+def _module(kind: str):
+    """The module of a kind of job: ``check(job, output)`` refuses what can't be written
+    before any work and returns what ``run(job, output, options, checked)`` needs."""
+    return importlib.import_module(f".{kind.replace('-', '_')}", __package__)
+
+
 def check_job(job: Job) -> Path:
     """Refuse, before loading anything, a job whose output can't be written; its output."""
     output = output_of(job)
-    if job.kind == "fast":
-        _fast.check(job, output)
-    else:
-        {"style": _style, "dream": _dream}[job.kind].check(job, output)
+    _module(job.kind).check(job, output)
     return output
 
 
@@ -46,8 +48,5 @@ def run_job(job: Job, options: Optional[RunOptions] = None) -> Outcome:
     picture so far saved (and for style a checkpoint to resume from)."""
     options = options or RunOptions()
     output = output_of(job)
-    if job.kind == "fast":
-        return _fast.run(job, output, options, _fast.check(job, output))
-    module = {"style": _style, "dream": _dream}[job.kind]
-    module.check(job, output)
-    return module.run(job, output, options)
+    module = _module(job.kind)
+    return module.run(job, output, options, module.check(job, output))

@@ -49,7 +49,7 @@ def frame_path(folder: Path, i: int) -> Path:
     return folder / f"frame_{i:04d}.png"
 
 
-def run(job: Job, output: Path, options: RunOptions) -> Outcome:
+def run(job: Job, output: Path, options: RunOptions, checked=None) -> Outcome:
     with OutputLock(output):
         cfg: DreamConfig = job.config
         picture = job.reading.load(job.inputs[0], work_size=cfg.size)

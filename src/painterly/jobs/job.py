@@ -6,18 +6,33 @@ import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Optional, Union
+from typing import Any, Callable, Optional
 
-from ..deepdream import DreamConfig
+import importlib
+
 from ..errors import InputImageError, check_option
-from ..fast import FastConfig
 from ..image import ReadOptions, save_image
 from ..progress import Callback, Progress
-from ..transfer import TransferConfig
 from .outputs import snapshot_path
 
-KINDS = ("style", "fast", "dream")
-CONFIGS = {"style": TransferConfig, "fast": FastConfig, "dream": DreamConfig}
+# Each kind of job: its config class (module, name), read when a job is made so that
+# importing the jobs layer does not import every algorithm.
+CONFIGS = {"style": ("painterly.transfer", "TransferConfig"),
+           "fast": ("painterly.fast", "FastConfig"),
+           "dream": ("painterly.deepdream", "DreamConfig"),
+           "activations": ("painterly.inspect.activations", "ActivationsConfig"),
+           "top-patches": ("painterly.inspect.patches", "TopPatchesConfig"),
+           "features": ("painterly.inspect.features", "FeaturesConfig"),
+           "reconstruct": ("painterly.inspect.reconstruct", "ReconstructConfig")}
+KINDS = tuple(CONFIGS)
+# How many input pictures each kind needs at least.
+LEAST_INPUTS = {"style": 2, "fast": 2, "dream": 1, "activations": 1, "top-patches": 1,
+                "features": 0, "reconstruct": 2}
+
+
+def config_class(kind: str) -> type:
+    module, name = CONFIGS[kind]
+    return getattr(importlib.import_module(module), name)
 
 
 @dataclass(frozen=True)
@@ -43,13 +58,14 @@ class Job:
     """One piece of work: a kind, its input pictures, its config and where it goes.
 
     ``inputs``: style and fast take (photo, painting, …) — for fast the photo may be a folder —
-    dream takes (picture,). ``output`` None: the default name (``jobs.default_output``).
+    dream and activations take (picture,), top-patches (folder or tar,), reconstruct (photo,
+    painting), features none. ``output`` None: the default name (``jobs.default_output``).
     ``resume``: a style checkpoint to continue. ``animation``: dream only.
     """
 
     kind: str
     inputs: tuple[str, ...]
-    config: Union[TransferConfig, FastConfig, DreamConfig]
+    config: Any                         # the kind's config (TransferConfig, FastConfig, …)
     output: Optional[str] = None
     overwrite: bool = False
     reading: ReadOptions = ReadOptions()
@@ -58,11 +74,12 @@ class Job:
 
     def __post_init__(self):
         check_option(self.kind in KINDS, "kind", self.kind, ", ".join(KINDS))
-        check_option(isinstance(self.config, CONFIGS[self.kind]), "config",
-                     type(self.config).__name__, CONFIGS[self.kind].__name__)
-        least = 1 if self.kind == "dream" else 2
+        expected = config_class(self.kind)
+        check_option(isinstance(self.config, expected), "config", type(self.config).__name__,
+                     expected.__name__)
+        least = LEAST_INPUTS[self.kind]
         check_option(len(self.inputs) >= least, "inputs", self.inputs,
-                     "a picture" if least == 1 else "a photo and at least one painting")
+                     f"at least {least} input(s) for {self.kind}")
         check_option(self.resume is None or self.kind == "style", "resume", self.resume,
                      "only for style")
         check_option(self.animation is None or self.kind == "dream", "animation",

@@ -22,9 +22,19 @@ def stem_of(source: str) -> str:
 
 def default_output(kind: str, inputs: tuple[str, ...], animation: bool = False) -> Path:
     """``photo_painting.png`` (style), ``photo_painting_fast.png`` (fast; a folder of photos
-    gives the folder ``photos_painting_fast``), ``photo_dream.png`` (``.gif`` animated)."""
+    gives the folder ``photos_painting_fast``), ``photo_dream.png`` (``.gif`` animated);
+    inspect: ``photo_activations.png``, ``photos_atlas/``, ``features.png``,
+    ``photo_painting_reconstruction.png``."""
     if kind == "dream":
         return Path(f"{stem_of(inputs[0])}_dream.{'gif' if animation else 'png'}")
+    if kind == "activations":
+        return Path(f"{stem_of(inputs[0])}_activations.png")
+    if kind == "top-patches":
+        return Path(f"{Path(inputs[0]).stem if Path(inputs[0]).is_file() else Path(inputs[0]).name}_atlas")
+    if kind == "features":
+        return Path("features.png")
+    if kind == "reconstruct":
+        return Path(f"{stem_of(inputs[0])}_{Path(inputs[1]).stem}_reconstruction.png")
     content, style = inputs[0], Path(inputs[1]).stem
     if kind == "fast":
         if content != "-" and Path(content).is_dir():

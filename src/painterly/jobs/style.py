@@ -18,7 +18,7 @@ def check(job: Job, output: Path) -> None:
     I.check_output_path(output, overwrite=job.overwrite, inputs=inputs)
 
 
-def run(job: Job, output: Path, options: RunOptions) -> Outcome:
+def run(job: Job, output: Path, options: RunOptions, checked=None) -> Outcome:
     with OutputLock(output):
         return _paint(job, output, options)
 

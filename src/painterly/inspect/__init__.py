@@ -1,0 +1,1 @@
+"""Looking inside the network (the lecture's part on how networks see)."""
