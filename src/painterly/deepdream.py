@@ -20,7 +20,7 @@ import torch.nn.functional as F
 from . import image as I
 from .device import pick_device
 from .errors import Cancelled, ConfigError, DivergedError, InputImageError, check_option
-from .features import FeatureExtractor, NetSpec, build_extractor, check_net_options
+from .features import FeatureExtractor, NetOptions, NetSpec, build_extractor, check_net_options
 from .imageops import gaussian_blur, random_shift, roll, tiled_gradient, unroll, zoom_rotate
 from .nets import get_net
 from .objectives import Objective, Term, guide_features, make_objective, parse_layers
@@ -33,8 +33,8 @@ MIN_OCTAVE_SIDE = 32          # smaller octaves carry too few features to be wor
 
 
 @dataclass(frozen=True)
-class DreamConfig:
-    """Every setting of a DeepDream, with its default."""
+class DreamConfig(NetOptions):
+    """Every setting of a DeepDream, with its default (the network's: NetOptions)."""
 
     # Defaults chosen by eye on tubingen.jpg at 1024 px (README): relu5_1 grows animal faces,
     # towers and clouds out of the picture's own shapes and keeps it recognisable; relu4_3 covers
@@ -55,11 +55,6 @@ class DreamConfig:
     guide_size: int = 224                   # long side the guide's features are taken at
     size: Optional[int] = None              # resize the input's long side first; None = keep
     seed: int = 0                           # seed of the random rolls
-    model: str = "vgg16"
-    weights: Optional[str] = None           # registry name or file; None = the model's default
-    pooling: str = "max"
-    device: str = "auto"
-    precision: str = "auto"                 # bf16 autocast where the CPU/GPU supports it
 
     def __post_init__(self):
         _validate(self)

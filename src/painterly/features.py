@@ -27,6 +27,17 @@ STYLE_LAYERS = ("relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1")
 CONTENT_LAYER = "relu4_2"
 
 
+@dataclass(frozen=True)
+class NetOptions:
+    """The network fields every algorithm config shares (a base of their dataclasses)."""
+
+    model: str = "vgg16"
+    weights: str | None = None          # registry name or file; None = the model's default
+    pooling: str = "max"
+    device: str = "auto"
+    precision: str = "auto"             # bf16 autocast where the CPU/GPU supports it
+
+
 def check_net_options(cfg) -> None:
     """Validate the network fields every algorithm config shares (model, pooling, …)."""
     check_option(cfg.model in MODELS, "model", cfg.model, ", ".join(MODELS))

@@ -17,7 +17,7 @@ from . import image as I
 from ._version import __version__
 from .device import pick_device, resolve_precision
 from .errors import Cancelled, CheckpointError, ConfigError, check_option
-from .features import (STYLE_LAYERS, FeatureExtractor, NetSpec, build_extractor,
+from .features import (STYLE_LAYERS, FeatureExtractor, NetOptions, NetSpec, build_extractor,
                        check_net_options)
 from .files import atomic_write
 from .losses import content_loss, gram_matrix, style_loss, tv_loss
@@ -35,8 +35,8 @@ PRESETS = {"draft": (80, 30, 15), "default": (150, 60, 40), "high": (300, 150, 1
 
 
 @dataclass(frozen=True)
-class TransferConfig:
-    """Every setting of a style transfer, with its default."""
+class TransferConfig(NetOptions):
+    """Every setting of a style transfer, with its default (the network's: NetOptions)."""
 
     size: int = 512                      # long side of the output, pixels
     min_size: int = 256                  # coarse-to-fine starts here and grows ×√2
@@ -55,11 +55,6 @@ class TransferConfig:
     init: str = "content"                # "content", "noise", or a picture file
     preserve_color: str = "none"
     seed: int = 0
-    model: str = "vgg16"
-    weights: Optional[str] = None        # registry name or file; None = the model's default
-    pooling: str = "max"
-    device: str = "auto"
-    precision: str = "auto"              # bf16 autocast where the CPU/GPU supports it
 
     def __post_init__(self):
         _validate(self)

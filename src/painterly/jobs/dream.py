@@ -1,6 +1,7 @@
 """The dream job: DeepDream on a picture, or a zooming animation of dreams."""
 from __future__ import annotations
 
+from dataclasses import asdict
 from pathlib import Path
 
 from .. import image as I
@@ -61,12 +62,13 @@ def run(job: Job, output: Path, options: RunOptions, checked=None) -> Outcome:
             _animate(job, picture, guide, output, watcher, options)
         else:
             _still(job, picture, guide, output, watcher, options)
-    extra = {"animation": {"frames": job.animation.frames, "zoom": job.animation.zoom,
-                           "rotate": job.animation.rotate, "fps": job.animation.fps,
-                           "save_frames": job.animation.save_frames}} if job.animation else {}
-    rec = provenance.record("dream", {"picture": job.inputs[0], "guide": job.config.guide},
-                            output, job.config, watcher.seconds, watcher.losses, **extra)
-    return Outcome(output, rec)
+    return Outcome(output, _record(job, output, watcher))
+
+
+def _record(job: Job, output: Path, watcher: Watcher) -> dict:
+    extra = {"animation": asdict(job.animation)} if job.animation else {}
+    return provenance.record("dream", {"picture": job.inputs[0], "guide": job.config.guide},
+                             output, job.config, watcher.seconds, watcher.losses, **extra)
 
 
 def _ask(options: RunOptions, watcher: Watcher) -> dict:
@@ -80,10 +82,8 @@ def _still(job: Job, picture, guide, output: Path, watcher: Watcher, options: Ru
     except (Cancelled, DivergedError) as exc:
         saved = save_rescued(exc, output)
         raise type(exc)(f"{exc.message}; picture so far saved to {saved}", exc.hint) from exc
-    # The record is complete only after the run; the PNG carries what is known now.
-    rec = provenance.record("dream", {"picture": job.inputs[0], "guide": job.config.guide},
-                            output, job.config, watcher.seconds, watcher.losses)
-    I.save_image(result, output, metadata=provenance.png_text(rec), overwrite=job.overwrite)
+    I.save_image(result, output, metadata=provenance.png_text(_record(job, output, watcher)),
+                 overwrite=job.overwrite)
 
 
 def _animate(job: Job, picture, guide, output: Path, watcher: Watcher, options: RunOptions):
@@ -96,11 +96,9 @@ def _animate(job: Job, picture, guide, output: Path, watcher: Watcher, options: 
                                 animation.rotate, guide=guide, **_ask(options, watcher)):
             frames.append(frame)
             if animation.save_frames:
-                rec = provenance.record("dream", {"picture": job.inputs[0]},
-                                        frame_path(Path(animation.save_frames), len(frames) - 1),
-                                        job.config, watcher.seconds, watcher.losses)
-                I.save_image(frame, frame_path(Path(animation.save_frames), len(frames) - 1),
-                             metadata=provenance.png_text(rec), overwrite=True)
+                path = frame_path(Path(animation.save_frames), len(frames) - 1)
+                I.save_image(frame, path, overwrite=True,
+                             metadata=provenance.png_text(_record(job, path, watcher)))
     except (Cancelled, DivergedError) as exc:
         saved = _rescue_animation(exc, frames, output, animation.fps)
         raise type(exc)(f"{exc.message}; frames so far saved to {saved}", exc.hint) from exc
