@@ -16,18 +16,17 @@ import platform
 import statistics
 import sys
 import time
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
 
 import painterly
 from painterly import image as I
-from painterly.features import NetSpec, build_extractor
+from painterly.features import STYLE_LAYERS, NetSpec, build_extractor
 from painterly.losses import gram_matrix
-from painterly.nets import layer_index
+from painterly.nets import get_net, layer_index
 from painterly.quality import distances, reference_extractor
-from painterly.features import STYLE_LAYERS
 from painterly.transfer import PRESETS, TransferConfig
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -54,16 +53,12 @@ def peak_gflops(dtype: torch.dtype, n: int = 2048, repeats: int = 5) -> float:
 
 def vgg_gflop(height: int, width: int, deepest: str = "relu5_1") -> float:
     """GFLOP of VGG16 forward up to `deepest` plus the backward pass to the input (≈ 2×)."""
-    cfg = [64, 64, "M", 128, 128, "M", 256, 256, 256, "M", 512, 512, 512, "M", 512]
-    flops, c_in, h, w, index = 0.0, 3, height, width, 0
-    for item in cfg:
-        if index > layer_index("vgg16", deepest):
-            break
-        if item == "M":
-            h, w, index = h // 2, w // 2, index + 1
-        else:
-            flops += 2 * c_in * item * 9 * h * w
-            c_in, index = item, index + 2
+    flops, c_in = 0.0, 3
+    for layer in get_net("vgg16").layers[: layer_index("vgg16", deepest) + 1]:
+        if layer.kind == "conv":
+            h, w = height // layer.stride, width // layer.stride
+            flops += 2 * c_in * layer.channels * 9 * h * w
+            c_in = layer.channels
     return 2 * flops / 1e9
 
 
