@@ -23,7 +23,7 @@ CONFIGS = {"style": ("painterly.transfer", "TransferConfig"),
            "activations": ("painterly.inspect.activations", "ActivationsConfig"),
            "top-patches": ("painterly.inspect.patches", "TopPatchesConfig"),
            "features": ("painterly.inspect.features", "FeaturesConfig"),
-           "reconstruct": ("painterly.inspect.reconstruct", "ReconstructConfig")}
+           "reconstruct": ("painterly.inspect.reconstruction", "ReconstructConfig")}
 KINDS = tuple(CONFIGS)
 # How many input pictures each kind needs at least.
 LEAST_INPUTS = {"style": 2, "fast": 2, "dream": 1, "activations": 1, "top-patches": 1,
@@ -104,6 +104,8 @@ class Outcome:
     output: Path
     record: dict[str, Any]
     items: list[ItemResult] = field(default_factory=list)
+    total: int = 0                  # pictures in the folder (0: as many as items)
+    failed_to: str = "stylised"     # what a failed picture could not be
 
     @property
     def failures(self) -> list[ItemResult]:
@@ -113,8 +115,9 @@ class Outcome:
         """A folder job where some pictures failed is an input error (exit 3) once the
         others are written."""
         if self.failures:
-            raise InputImageError(f"{len(self.failures)} of {len(self.items)} pictures could "
-                                  "not be stylised", "see the messages above")
+            raise InputImageError(f"{len(self.failures)} of {self.total or len(self.items)} "
+                                  f"pictures could not be {self.failed_to}",
+                                  "see the messages above")
 
 
 class Watcher:

@@ -1,0 +1,24 @@
+"""The features job: feature visualisation of a layer's units as one labelled grid picture."""
+from __future__ import annotations
+
+from pathlib import Path
+
+from ..inspect.features import FeaturesConfig, visualize
+from . import figure
+from .job import Job, Outcome, RunOptions
+
+
+def check(job: Job, output: Path) -> None:
+    figure.check(job, output)
+
+
+def run(job: Job, output: Path, options: RunOptions, checked=None) -> Outcome:
+    cfg: FeaturesConfig = job.config
+    units: list[dict] = []  # filled by make; the record is made after it (publish)
+
+    def make(callback, cancel, preview_every):
+        result = visualize(cfg, callback=callback, cancel=cancel, preview_every=preview_every)
+        units.extend(result.units)
+        return result.picture
+
+    return figure.publish(job, output, options, make, inputs={}, units=units)
