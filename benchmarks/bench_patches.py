@@ -34,14 +34,18 @@ def peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: KiB
 
 
-def limited_tar(source: Path, limit: int, folder: Path) -> Path:
-    """The first ``limit`` members of the corpus as a tar of their own (a quick look)."""
+def limited_tar(source: Path, limit: int, folder: Path, every: int = 1) -> Path:
+    """``limit`` members of the corpus (every ``every``-th: the tar is sorted by class, so a
+    stride samples all classes) as a tar of their own (a quick look)."""
     out = folder / f"photos-{limit}.tar"
     with tarfile.open(source) as src, tarfile.open(out, "w") as dst:
+        kept = 0
         for i, member in enumerate(m for m in src if m.isfile()):
-            if i >= limit:
+            if kept >= limit:
                 break
-            dst.addfile(member, src.extractfile(member))
+            if i % every == 0:
+                dst.addfile(member, src.extractfile(member))
+                kept += 1
     return out
 
 
@@ -50,13 +54,16 @@ def main(argv=None) -> int:
     p.add_argument("--corpus", default=str(CORPUS))
     p.add_argument("--out", default=str(Path(tempfile.gettempdir()) / "bench_atlas"),
                    help="the atlas folder (replaced)")
-    p.add_argument("--limit", type=int, default=0, help="only the first N photos (0 = all)")
+    p.add_argument("--limit", type=int, default=0, help="only N photos (0 = all)")
+    p.add_argument("--every", type=int, default=1,
+                   help="with --limit: take every N-th photo (the tar is sorted by class)")
     p.add_argument("--model", default="vgg16")
     args = p.parse_args(argv)
     out = Path(args.out)
     shutil.rmtree(out, ignore_errors=True)
     work = Path(tempfile.mkdtemp())
-    corpus = limited_tar(Path(args.corpus), args.limit, work) if args.limit else args.corpus
+    corpus = (limited_tar(Path(args.corpus), args.limit, work, args.every) if args.limit
+              else args.corpus)
     cfg = TopPatchesConfig(model=args.model)  # relu1_1 … relu5_1, k 9, 224 px, precision auto
     marks = {}
 
