@@ -16,12 +16,9 @@ def check(job: Job, output: Path) -> None:
 def run(job: Job, output: Path, options: RunOptions, checked=None) -> Outcome:
     cfg: ActivationsConfig = job.config
     picture = job.reading.load(job.inputs[0], work_size=cfg.size)
-    layers: list[dict] = []  # filled by make, read when the record is written
 
     def make(callback, cancel, preview_every):
         result = activation_maps(picture, cfg, callback, cancel, preview_every)
-        layers.extend(result.records)
-        return result.picture
+        return result.picture, {"layers": result.records}
 
-    return figure.publish(job, output, options, make, inputs={"picture": job.inputs[0]},
-                          layers=layers)
+    return figure.publish(job, output, options, make, inputs={"picture": job.inputs[0]})

@@ -14,11 +14,9 @@ def check(job: Job, output: Path) -> None:
 
 def run(job: Job, output: Path, options: RunOptions, checked=None) -> Outcome:
     cfg: FeaturesConfig = job.config
-    units: list[dict] = []  # filled by make; the record is made after it (publish)
 
     def make(callback, cancel, preview_every):
         result = visualize(cfg, callback=callback, cancel=cancel, preview_every=preview_every)
-        units.extend(result.units)
-        return result.picture
+        return result.picture, {"units": result.units}
 
-    return figure.publish(job, output, options, make, inputs={}, units=units)
+    return figure.publish(job, output, options, make, inputs={})

@@ -17,13 +17,10 @@ def run(job: Job, output: Path, options: RunOptions, checked=None) -> Outcome:
     cfg: ReconstructConfig = job.config
     photo = job.reading.load(job.inputs[0], work_size=cfg.size)
     painting = job.reading.load(job.inputs[1], work_size=cfg.size)
-    panels: list[dict] = []  # filled by make, read when the record is written
 
     def make(callback, cancel, preview_every):
         result = reconstruct(photo, painting, cfg, callback, cancel, preview_every)
-        panels.extend(result.records)
-        return result.picture
+        return result.picture, {"panels": result.records}
 
     return figure.publish(job, output, options, make,
-                          inputs={"content": job.inputs[0], "style": job.inputs[1]},
-                          panels=panels)
+                          inputs={"content": job.inputs[0], "style": job.inputs[1]})
