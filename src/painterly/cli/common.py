@@ -123,6 +123,24 @@ def reading(args) -> I.ReadOptions:
                          args.background, args.upscale_small)
 
 
+def run_in_terminal(args, job, **options):
+    """Run a job with the progress bar, Ctrl-C/SIGTERM as cancel and ``--save-every``
+    snapshots; print the record (``--json``) or one line; return the Outcome. A stopped run
+    exits 130/143 (see with_signal)."""
+    from ..errors import Cancelled
+    from ..jobs import RunOptions, run_job
+    with Reporter(args) as reporter, cancel_on_signals() as cancel:
+        try:
+            outcome = run_job(job, RunOptions(reporter, cancel,
+                                              snapshot_every=getattr(args, "save_every", 0),
+                                              **options))
+        except Cancelled as exc:
+            with_signal(exc, cancel)  # exit 130 (Ctrl-C) or 143 (SIGTERM), said in the message
+            raise
+    finish(args, outcome.record, outcome.output)
+    return outcome
+
+
 def finish(args, record: dict, output: Path) -> None:
     if args.json:
         print(json.dumps(record, indent=2))

@@ -2,10 +2,9 @@
 from __future__ import annotations
 
 from ..deepdream import OBJECTIVES, DreamConfig
-from ..errors import Cancelled, ConfigError, DivergedError
-from ..jobs import Animation, Job, RunOptions, run_job
-from .common import (Reporter, add_net_flags, add_run_flags, cancel_on_signals, finish, reading,
-                     with_signal)
+from ..errors import ConfigError
+from ..jobs import Animation, Job
+from .common import add_net_flags, add_run_flags, reading, run_in_terminal
 
 DEFAULTS = DreamConfig()
 ANIMATION = Animation()
@@ -91,10 +90,5 @@ def animation_from_args(args) -> Animation | None:
 def run(args) -> int:
     job = Job("dream", (args.picture,), config_from_args(args), args.output, args.overwrite,
               reading(args), animation=animation_from_args(args))
-    with Reporter(args) as reporter, cancel_on_signals() as cancel:
-        try:
-            outcome = run_job(job, RunOptions(reporter, cancel, snapshot_every=args.save_every))
-        except (Cancelled, DivergedError) as exc:
-            raise with_signal(exc, cancel) from exc
-    finish(args, outcome.record, outcome.output)
+    run_in_terminal(args, job)
     return 0

@@ -1,11 +1,9 @@
 """``painterly inspect activations``: flags -> an activations Job -> jobs.run_job."""
 from __future__ import annotations
 
-from ..errors import Cancelled, DivergedError
 from ..inspect.activations import REDUCTIONS, ActivationsConfig
-from ..jobs import Job, RunOptions, run_job
-from .common import (Reporter, add_net_flags, add_run_flags, cancel_on_signals, finish, names,
-                     reading, with_signal)
+from ..jobs import Job
+from .common import add_net_flags, add_run_flags, names, reading, run_in_terminal
 
 DEFAULTS = ActivationsConfig()
 
@@ -63,10 +61,5 @@ def config_from_args(args) -> ActivationsConfig:
 def run(args) -> int:
     job = Job("activations", (args.picture,), config_from_args(args), args.output,
               args.overwrite, reading(args))
-    with Reporter(args) as reporter, cancel_on_signals() as cancel:
-        try:
-            outcome = run_job(job, RunOptions(reporter, cancel, snapshot_every=args.save_every))
-        except (Cancelled, DivergedError) as exc:
-            raise with_signal(exc, cancel) from exc
-    finish(args, outcome.record, outcome.output)
+    run_in_terminal(args, job)
     return 0

@@ -3,11 +3,9 @@ from __future__ import annotations
 
 import argparse
 
-from ..errors import Cancelled, DivergedError
 from ..inspect.features import OBJECTIVES, FeaturesConfig
-from ..jobs import Job, RunOptions, run_job
-from .common import (Reporter, add_net_flags, add_report_flags, cancel_on_signals, finish, floats,
-                     with_signal)
+from ..jobs import Job
+from .common import add_net_flags, add_report_flags, floats, run_in_terminal
 
 DEFAULTS = FeaturesConfig()
 
@@ -84,10 +82,5 @@ def config_from_args(args) -> FeaturesConfig:
 
 def run(args) -> int:
     job = Job("features", (), config_from_args(args), args.output, args.overwrite)
-    with Reporter(args) as reporter, cancel_on_signals() as cancel:
-        try:
-            outcome = run_job(job, RunOptions(reporter, cancel, snapshot_every=args.save_every))
-        except (Cancelled, DivergedError) as exc:
-            raise with_signal(exc, cancel) from exc
-    finish(args, outcome.record, outcome.output)
+    run_in_terminal(args, job)
     return 0

@@ -1,12 +1,11 @@
 """``painterly style``: flags -> a style Job -> jobs.run_job, with a progress bar."""
 from __future__ import annotations
 
-from ..errors import Cancelled, ConfigError
-from ..jobs import Job, RunOptions, run_job
+from ..errors import ConfigError
+from ..jobs import Job
 from ..optim import OPTIMIZERS
 from ..transfer import INITS, PRESERVE_COLOR, PRESETS, TransferConfig
-from .common import (Reporter, add_net_flags, add_run_flags, cancel_on_signals, finish, floats,
-                     ints, names, reading, with_signal)
+from .common import add_net_flags, add_run_flags, floats, ints, names, reading, run_in_terminal
 
 DEFAULTS = TransferConfig()
 
@@ -85,10 +84,5 @@ def split_layer_weights(items: tuple[str, ...]) -> tuple[tuple[str, ...], tuple[
 def run(args) -> int:
     job = Job("style", (args.content, *args.styles), config_from_args(args), args.output,
               args.overwrite, reading(args), resume=args.resume)
-    with Reporter(args) as reporter, cancel_on_signals() as cancel:
-        try:
-            outcome = run_job(job, RunOptions(reporter, cancel, snapshot_every=args.save_every))
-        except Cancelled as exc:
-            raise with_signal(exc, cancel) from exc
-    finish(args, outcome.record, outcome.output)
+    run_in_terminal(args, job)
     return 0
