@@ -629,8 +629,13 @@ def montage(tiles: Sequence[torch.Tensor], columns: int, gap: int = 2,
 
 
 def caption(picture: torch.Tensor, text: str, size: int = 12, fill: float = 1.0) -> torch.Tensor:
-    """``picture`` ([1, 3, H, W]) with a strip of ``text`` (dark, on ``fill``) above it."""
+    """``picture`` ([1, 3, H, W]) with a strip of ``text`` (dark, on ``fill``) above it; text
+    wider than the picture is set smaller (down to 7 px) rather than cut off."""
     font = ImageFont.load_default(size=size)
+    shrunk = size
+    while shrunk > 7 and font.getlength(text) > picture.shape[-1] - 6:
+        shrunk -= 1
+        font = ImageFont.load_default(size=shrunk)
     strip = Image.new("RGB", (picture.shape[-1], size + 6), tuple([round(fill * 255)] * 3))
     ImageDraw.Draw(strip).text((3, 2), text, fill=(20, 20, 20), font=font)
     label = torch.from_numpy(np.asarray(strip).copy()).permute(2, 0, 1).float().div(255)
