@@ -344,10 +344,12 @@ def test_cli_fast_on_a_folder_keeps_going_past_a_bad_picture(tiny_decoder, tmp_p
     assert cli.main(argv) == 3
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["p0.png", "p1.png"]
     assert "bad.png" in capsys.readouterr().err
-    assert cli.main(argv) == 7  # outputs exist now: refused before any work…
-    assert cli.main(argv + ["--overwrite", "--json"]) == 3  # …unless --overwrite
+    assert cli.main(argv + ["--json"]) == 3  # a rerun skips what is painted, retries the rest
     record = json.loads(capsys.readouterr().out)
-    assert record["failed"] == 1 and len(record["outputs"]) == 2
+    assert record["skipped"] == 2 and record["failed"] == 1 and record["outputs"] == []
+    assert cli.main(argv + ["--overwrite", "--json"]) == 3  # --overwrite paints them again
+    record = json.loads(capsys.readouterr().out)
+    assert record["failed"] == 1 and len(record["outputs"]) == 2 and record["skipped"] == 0
 
 
 @pytest.mark.parametrize("command,config", [("fast", FastConfig), ("train-fast", TrainConfig),

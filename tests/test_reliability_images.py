@@ -569,7 +569,7 @@ def test_img15_dash_name_after_double_dash(tmp_path):
 
 
 @pytest.mark.parametrize("case, message", [("missing", "no such file"),
-                                           ("folder", "is a directory"),
+                                           ("folder", "no pictures in folder"),
                                            ("mode000", "permission denied")])
 def test_img15_path_failures_exit3_naming_path_as_given(tmp_path, monkeypatch, style_png,
                                                         case, message):

@@ -170,7 +170,7 @@ def _ascend(x: torch.Tensor, objective: Objective, cfg: DreamConfig, run: Tracke
 
 
 @dataclass
-class _Session:
+class DreamSession:
     """What every dream of one run shares: device, net, terms, guide features, roll seed."""
 
     cfg: DreamConfig
@@ -194,15 +194,10 @@ class _Session:
         return self.cfg.steps * len(sizes)
 
 
-def _start(picture: I.ImageLike, cfg: DreamConfig,
-           guide: Optional[I.ImageLike]) -> tuple[_Session, torch.Tensor]:
+def open_session(cfg: DreamConfig, guide: Optional[I.ImageLike] = None) -> DreamSession:
+    """What every dream of a run shares, made once (a folder's pictures reuse it): the net,
+    the terms, the guide's features and the random rolls' generator."""
     device = pick_device(cfg.device)
-    photo = I.load_image(picture)
-    if photo.shape[0] != 1:
-        raise InputImageError(f"dream takes one picture at a time; got a batch of {photo.shape[0]}",
-                              "pass a [1, 3, H, W] or [3, H, W] tensor")
-    if cfg.size is not None:
-        photo = I.resize(photo, long_side=cfg.size)
     terms = parse_layers(cfg.layers, cfg.layer_weights, _arch(cfg.model))
     guide = guide if guide is not None else cfg.guide
     if guide is not None and any(t.channel is not None for t in terms):
@@ -216,19 +211,42 @@ def _start(picture: I.ImageLike, cfg: DreamConfig,
         guide_feats = guide_features(extractor, I.load_image(guide).to(device), terms,
                                      cfg.guide_size)
     gen = torch.Generator().manual_seed(cfg.seed)
-    return _Session(cfg, device, extractor, terms, guide_feats, gen), photo.to(device)
+    return DreamSession(cfg, device, extractor, terms, guide_feats, gen)
+
+
+def _photo(picture: I.ImageLike, cfg: DreamConfig) -> torch.Tensor:
+    photo = I.load_image(picture)
+    if photo.shape[0] != 1:
+        raise InputImageError(f"dream takes one picture at a time; got a batch of {photo.shape[0]}",
+                              "pass a [1, 3, H, W] or [3, H, W] tensor")
+    if cfg.size is not None:
+        photo = I.resize(photo, long_side=cfg.size)
+    return photo
+
+
+def _start(picture: I.ImageLike, cfg: DreamConfig,
+           guide: Optional[I.ImageLike]) -> tuple[DreamSession, torch.Tensor]:
+    photo = _photo(picture, cfg)
+    session = open_session(cfg, guide)
+    return session, photo.to(session.device)
 
 
 def dream(picture: I.ImageLike, config: DreamConfig = DreamConfig(),
           callback: Optional[Callback] = None, cancel: Optional[threading.Event] = None,
-          guide: Optional[I.ImageLike] = None, preview_every: int = 0) -> torch.Tensor:
+          guide: Optional[I.ImageLike] = None, preview_every: int = 0,
+          session: Optional[DreamSession] = None) -> torch.Tensor:
     """DeepDream ``picture``; returns a [1, 3, H, W] picture in [0, 1] at the input's size.
 
     ``guide`` (any picture) overrides ``config.guide`` (a file): dream towards its features.
     ``callback`` gets a Progress event per step, with the picture on every
-    ``preview_every``-th.
+    ``preview_every``-th. ``session`` (:func:`open_session`) reuses a loaded net; each
+    picture's random rolls then start from the config's seed, as in a run of its own.
     """
-    session, photo = _start(picture, config, guide)
+    if session is None:
+        session, photo = _start(picture, config, guide)
+    else:
+        photo = _photo(picture, config).to(session.device)
+        session.gen.manual_seed(config.seed)
     run = Tracker("dream", session.steps_per_dream(photo), callback, cancel, preview_every)
     x = dream_octaves(photo, session.objective_for(photo), config, run, session.gen)
     return x.cpu()
@@ -253,7 +271,7 @@ def dream_zoom(picture: I.ImageLike, config: DreamConfig = DreamConfig(), frames
     return _zoom_frames(session, photo, frames, zoom, rotate, run)
 
 
-def _zoom_frames(session: _Session, photo: torch.Tensor, frames: int, zoom: float,
+def _zoom_frames(session: DreamSession, photo: torch.Tensor, frames: int, zoom: float,
                  rotate: float, run: Tracker) -> Iterator[torch.Tensor]:
     frame = photo
     for i in range(frames):

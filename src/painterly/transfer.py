@@ -7,7 +7,7 @@ import math
 import os
 import pickle
 import threading
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Optional, Sequence, Union
 
@@ -107,6 +107,18 @@ def iteration_schedule(cfg: TransferConfig, n_scales: int) -> list[int]:
     return (preset + [preset[-1]] * n_scales)[:n_scales]
 
 
+@dataclass(frozen=True)
+class TemporalTerm:
+    """Ruder et al.'s temporal constraint for one video frame: stay near ``previous`` (the
+    last frame's result warped by the optical flow, [1, 3, H, W]) where ``mask`` ([1, 1, H, W]
+    in [0, 1], the flow's reliability) says it is valid, with ``weight`` against the content
+    and style terms."""
+
+    previous: torch.Tensor
+    mask: torch.Tensor
+    weight: float
+
+
 def stylize(content: I.ImageLike, styles: Sequence[I.ImageLike] | I.ImageLike,
             config: TransferConfig = TransferConfig(), callback: Optional[Callback] = None,
             cancel: Optional[threading.Event] = None,
@@ -122,35 +134,68 @@ def stylize(content: I.ImageLike, styles: Sequence[I.ImageLike] | I.ImageLike,
     it refuses (ImageTooLargeError) a size whose estimated peak memory
     (:func:`estimate_peak_bytes`) exceeds the memory available.
     """
-    cfg = config
-    device = pick_device(cfg.device)
-    style_list = list(styles) if isinstance(styles, (list, tuple)) else [styles]
-    if not style_list:
-        raise ConfigError("no style picture given", "pass at least one style picture")
-    blend = _blend_weights(cfg, len(style_list))
-    sizes = scale_sizes(cfg.size, min(cfg.min_size, cfg.size))
-    steps = iteration_schedule(cfg, len(sizes))  # checked before any slow work
-    checkpoint = None
-    if resume_from is not None:
-        checkpoint = resume_from if isinstance(resume_from, dict) else load_checkpoint(resume_from)
-    photo = I.load_image(content).to(device)
-    paintings = [I.load_image(s).to(device) for s in style_list]
-    fingerprint = input_fingerprint(photo, paintings)
-    if checkpoint is not None:
-        check_checkpoint(checkpoint, cfg, fingerprint, len(sizes))
-    if check_memory_first and device.type == "cpu":
-        _check_fits(cfg, photo, paintings, device)
-    if cfg.preserve_color == "histogram":
-        paintings = [I.match_color(p, photo) for p in paintings]
-    extractor = build_extractor(NetSpec(cfg.model, cfg.weights, cfg.pooling),
-                                tuple(cfg.content_layers) + tuple(cfg.style_layers),
-                                device, cfg.precision)
-    tracker = Tracker("style", sum(steps), callback, cancel, preview_every)
-    painting = _Painting(cfg, extractor, photo, paintings, blend, fingerprint, tracker)
-    x = painting.scales(sizes, steps, checkpoint)
-    if cfg.preserve_color == "luminance":
-        x = I.transfer_luminance(x, photo)
-    return x.cpu()
+    return Stylist(config, styles)(content, callback, cancel, resume_from, check_memory_first,
+                                   preview_every)
+
+
+class Stylist:
+    """The network and the style pictures' Gram matrices, kept from one photo to the next
+    (a folder's pictures, a video's frames): the net loads once and each painting is encoded
+    once per scale (the scales' sides are the config's, whatever the photo)."""
+
+    def __init__(self, config: TransferConfig, styles: Sequence[I.ImageLike] | I.ImageLike):
+        cfg = self.cfg = config
+        self.device = pick_device(cfg.device)
+        style_list = list(styles) if isinstance(styles, (list, tuple)) else [styles]
+        if not style_list:
+            raise ConfigError("no style picture given", "pass at least one style picture")
+        self.blend = _blend_weights(cfg, len(style_list))
+        self.sizes = scale_sizes(cfg.size, min(cfg.min_size, cfg.size))
+        self.steps = iteration_schedule(cfg, len(self.sizes))  # checked before any slow work
+        self.paintings = [I.load_image(s).to(self.device) for s in style_list]
+        self.extractor: Optional[FeatureExtractor] = None  # built after the memory check
+        self.grams: dict[int, dict[str, torch.Tensor]] = {}  # per long side
+
+    def __call__(self, content: I.ImageLike, callback: Optional[Callback] = None,
+                 cancel: Optional[threading.Event] = None,
+                 resume_from: Union[None, dict, str, os.PathLike] = None,
+                 check_memory_first: bool = True, preview_every: int = 0,
+                 start: Optional[torch.Tensor] = None, temporal: Optional[TemporalTerm] = None,
+                 iterations: Optional[int] = None) -> torch.Tensor:
+        """Paint one photo (see :func:`stylize`). For video frames: ``start`` is the picture
+        to start from instead of the config's ``init``, ``temporal`` adds Ruder's temporal
+        term, ``iterations`` replaces the finest scale's count; with ``start`` only the
+        finest scale runs."""
+        cfg, device = self.cfg, self.device
+        sizes, steps = self.sizes, list(self.steps)
+        if start is not None:
+            sizes, steps = sizes[-1:], steps[-1:]
+        if iterations is not None:
+            steps[-1] = iterations
+        checkpoint = None
+        if resume_from is not None:
+            checkpoint = resume_from if isinstance(resume_from, dict) else load_checkpoint(resume_from)
+        photo = I.load_image(content).to(device)
+        paintings = self.paintings
+        fingerprint = input_fingerprint(photo, paintings)
+        if checkpoint is not None:
+            check_checkpoint(checkpoint, cfg, fingerprint, len(sizes))
+        if check_memory_first and device.type == "cpu":
+            _check_fits(cfg, photo, paintings, device)
+        grams = self.grams
+        if cfg.preserve_color == "histogram":
+            paintings, grams = [I.match_color(p, photo) for p in paintings], {}  # per photo
+        if self.extractor is None:
+            self.extractor = build_extractor(NetSpec(cfg.model, cfg.weights, cfg.pooling),
+                                             tuple(cfg.content_layers) + tuple(cfg.style_layers),
+                                             device, cfg.precision)
+        tracker = Tracker("style", sum(steps), callback, cancel, preview_every)
+        painting = _Painting(cfg, self.extractor, photo, paintings, self.blend, fingerprint,
+                             tracker, grams, temporal)
+        x = painting.scales(sizes, steps, checkpoint, start)
+        if cfg.preserve_color == "luminance":
+            x = I.transfer_luminance(x, photo)
+        return x.cpu()
 
 
 def _check_fits(cfg: TransferConfig, photo: torch.Tensor, paintings: list[torch.Tensor],
@@ -172,8 +217,11 @@ class _Painting:
     blend: list[float]
     fingerprint: dict
     tracker: Tracker
+    grams: dict = field(default_factory=dict)   # style Gram matrices per long side, reused
+    temporal: Optional[TemporalTerm] = None
 
-    def scales(self, sizes: list[int], steps: list[int], checkpoint: Optional[dict]) -> torch.Tensor:
+    def scales(self, sizes: list[int], steps: list[int], checkpoint: Optional[dict],
+               start: Optional[torch.Tensor] = None) -> torch.Tensor:
         """Optimise at each scale from the coarsest (or the checkpoint's) up, carrying the
         picture up from scale to scale."""
         first, resume = 0, None
@@ -182,6 +230,8 @@ class _Painting:
             resume = {"iteration": checkpoint["iteration"], "optimizer": checkpoint["optimizer"]}
             self.tracker.step = sum(steps[:first]) + checkpoint["iteration"]
             x = checkpoint["picture"].to(self.photo.device)
+        elif start is not None:
+            x = start.to(self.photo.device).contiguous()
         else:
             x = _initial_picture(self.cfg, self.photo, sizes[0])
         for k in range(first, len(sizes)):
@@ -193,7 +243,12 @@ class _Painting:
         cfg = self.cfg
         target = I.resize(self.photo, long_side=sizes[k])
         x = I.resize(x, size=tuple(target.shape[-2:]))  # carry the coarser result up
-        loss_fn = make_loss(self.extractor, cfg, target, self.paintings, self.blend)
+        if sizes[k] not in self.grams:
+            self.grams[sizes[k]] = style_grams(self.extractor, cfg, self.paintings, self.blend,
+                                               sizes[k])
+        temporal = self.temporal if k == len(sizes) - 1 else None
+        loss_fn = make_loss(self.extractor, cfg, target, self.paintings, self.blend,
+                            grams=self.grams[sizes[k]], temporal=temporal)
         try:
             return optimize(x, loss_fn, steps, self.tracker, f"scale {k + 1}/{len(sizes)}",
                             cfg.optimizer, cfg.lr, resume=resume)
@@ -376,11 +431,15 @@ def _initial_picture(cfg: TransferConfig, photo: torch.Tensor, long_side: int) -
 
 
 def make_loss(extractor: FeatureExtractor, cfg: TransferConfig, photo: torch.Tensor,
-               paintings: list[torch.Tensor], blend: list[float]):
-    """Targets for one scale (computed once) and the loss closure over them."""
+              paintings: list[torch.Tensor], blend: list[float],
+              grams: Optional[dict[str, torch.Tensor]] = None,
+              temporal: Optional[TemporalTerm] = None):
+    """Targets for one scale (computed once; the style's Gram matrices may be given) and the
+    loss closure over them; with ``temporal``, Ruder et al.'s temporal term too."""
     with torch.no_grad():
         content_targets = {k: v for k, v in extractor(photo).items() if k in cfg.content_layers}
-        style_targets = _style_grams(extractor, cfg, paintings, blend, max(photo.shape[-2:]))
+        style_targets = grams if grams is not None else style_grams(
+            extractor, cfg, paintings, blend, max(photo.shape[-2:]))
     layer_w = cfg.style_layer_weights or (1.0,) * len(cfg.style_layers)
     layer_w = [w / sum(layer_w) for w in layer_w]
 
@@ -392,12 +451,18 @@ def make_loss(extractor: FeatureExtractor, cfg: TransferConfig, photo: torch.Ten
                  for k, w in zip(cfg.style_layers, layer_w))
         ltv = tv_loss(x)
         total = cfg.content_weight * lc + cfg.style_weight * ls + cfg.tv_weight * ltv
-        return total, {"content": lc.item(), "style": ls.item(), "tv": ltv.item()}
+        parts = {"content": lc.item(), "style": ls.item(), "tv": ltv.item()}
+        if temporal is not None:
+            # Ruder et al. (2016), eq. 7: (1/D) Σ c·(x − ω(x_prev))², D = pixels × channels.
+            lt = (temporal.mask * (x - temporal.previous) ** 2).mean()
+            total = total + temporal.weight * lt
+            parts["temporal"] = lt.item()
+        return total, parts
 
     return loss_fn
 
 
-def _style_grams(extractor, cfg, paintings, blend, long_side) -> dict[str, torch.Tensor]:
+def style_grams(extractor, cfg, paintings, blend, long_side) -> dict[str, torch.Tensor]:
     """Blended Gram matrices of the style pictures, each resized by style_scale."""
     grams: dict[str, torch.Tensor] = {}
     side = max(32, round(long_side * cfg.style_scale))

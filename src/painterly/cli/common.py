@@ -123,6 +123,67 @@ def reading(args) -> I.ReadOptions:
                          args.background, args.upscale_small)
 
 
+def add_clip_flags(p, defaults) -> None:
+    """How a video is painted (jobs.Clip): the part, and how steady the strokes stay."""
+    g = p.add_argument_group("video (when CONTENT is a video: .mp4, .mov, .mkv, .webm, …)")
+    g.add_argument("--start", type=float, default=defaults.start, metavar="SECONDS",
+                   help="paint from this time (%(default)s)")
+    g.add_argument("--duration", type=float, default=defaults.duration, metavar="SECONDS",
+                   help="paint this many seconds (default: to the end)")
+    g.add_argument("--temporal", type=float, default=defaults.temporal, metavar="0..1",
+                   help="temporal consistency: how strongly each frame follows the last one "
+                   "carried along the optical flow; 0 = frame by frame (%(default)s)")
+
+
+def clip_from_args(args):
+    from ..jobs import Clip
+    return Clip(args.start, args.duration, args.temporal)
+
+
+def add_engine_flags(p) -> None:
+    """Where a folder's pictures are painted: here, or on Ray (painterly.cluster)."""
+    g = p.add_argument_group("engine (folders)")
+    g.add_argument("--engine", choices=("local", "ray"), default="local",
+                   help="local: in this process; ray: Ray actors, each loading the networks "
+                   "once (needs painterly[ray]) (%(default)s)")
+    g.add_argument("--address", default=None, metavar="auto|HOST:PORT",
+                   help="with --engine ray: join this Ray cluster (auto: the one running "
+                   "here); default: start a local Ray on this machine")
+    g.add_argument("--workers", type=int, default=0,
+                   help="with --engine ray: actors; 0 = one per --threads-per-worker CPUs "
+                   "of the cluster (%(default)s)")
+    g.add_argument("--threads-per-worker", type=int, default=1,
+                   help="with --engine ray: CPU threads each actor asks for and uses "
+                   "(%(default)s)")
+
+
+def engine_from_args(args):
+    """None (the local engine) or a RayEngine; Ray is imported only here, only for ray."""
+    if getattr(args, "engine", "local") != "ray":
+        for flag in ("address", "workers"):
+            if getattr(args, flag, None):
+                raise ConfigError(f"--{flag} is for --engine ray", "add --engine ray")
+        return None
+    from ..cluster import RayEngine
+    return RayEngine(address=args.address, workers=args.workers,
+                     threads_per_worker=args.threads_per_worker)
+
+
+def report_item(args):
+    """A folder's per-picture lines: errors always, the rest unless --quiet or --json."""
+    def report(item) -> None:
+        if item.error is not None:
+            print(f"painterly: error: {item.source}: {render(item.error)}", file=sys.stderr)
+        elif args.quiet or args.json:
+            return
+        elif item.skipped:
+            print(f"painterly: skipped {item.source}: {item.output} is already there",
+                  file=sys.stderr)
+        else:
+            print(f"painterly: wrote {item.output} in {item.seconds:.2f} s", file=sys.stderr)
+    return report
+
+
 def run_in_terminal(args, job, **options):
     """Run a job with the progress bar, Ctrl-C/SIGTERM as cancel and ``--save-every``
     snapshots; print the record (``--json``) or one line; return the Outcome. A stopped run
@@ -133,11 +194,13 @@ def run_in_terminal(args, job, **options):
         try:
             outcome = run_job(job, RunOptions(reporter, cancel,
                                               snapshot_every=getattr(args, "save_every", 0),
-                                              **options))
+                                              on_item=report_item(args),
+                                              engine=engine_from_args(args), **options))
         except Cancelled as exc:
             with_signal(exc, cancel)  # exit 130 (Ctrl-C) or 143 (SIGTERM), said in the message
             raise
     finish(args, outcome.record, outcome.output)
+    outcome.raise_for_failures()  # a folder: exit 3 once the other pictures are written
     return outcome
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 from ..deepdream import OBJECTIVES, DreamConfig
 from ..errors import ConfigError
 from ..jobs import Animation, Job
-from .common import add_net_flags, add_run_flags, reading, run_in_terminal
+from .common import add_engine_flags, add_net_flags, add_run_flags, reading, run_in_terminal
 
 DEFAULTS = DreamConfig()
 ANIMATION = Animation()
@@ -14,14 +14,16 @@ def add_parsers(sub) -> None:
     p = sub.add_parser("dream", help="DeepDream: grow the patterns a network sees in a picture",
                        description="DeepDream (Mordvintsev et al. 2015) with octaves and tiled, "
                        "randomly rolled gradients; optionally a zooming animation.")
-    p.add_argument("picture", help="the picture (a file, or - for stdin)")
-    p.add_argument("-o", "--output", help="output picture (.png/.jpg/.webp), or .gif/.mp4 with "
-                   "--frames; default <picture>_dream.png")
-    p.add_argument("--overwrite", action="store_true", help="replace an existing output")
+    p.add_argument("picture", help="the picture (a file, - for stdin, or a folder of pictures)")
+    p.add_argument("-o", "--output", help="output picture (.png/.jpg/.webp), .gif/.mp4 with "
+                   "--frames, or a folder when PICTURE is a folder; default <picture>_dream.png")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing output (in "
+                   "a folder, pictures already painted are otherwise skipped)")
     _add_objective_flags(p)
     _add_schedule_flags(p)
     _add_animation_flags(p)
     add_net_flags(p, DEFAULTS)
+    add_engine_flags(p)
     add_run_flags(p)
     p.set_defaults(func=run)
 

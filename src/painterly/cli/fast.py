@@ -1,11 +1,10 @@
 """``painterly fast``: flags -> a fast Job (a picture or a folder) -> jobs.run_job."""
 from __future__ import annotations
 
-import sys
-
 from ..fast import ENCODERS, FastConfig
-from ..jobs import ItemResult, Job, RunOptions, run_job
-from .common import add_input_flags, add_report_flags, floats, reading, render
+from ..jobs import Clip, Job
+from .common import (add_clip_flags, add_engine_flags, add_input_flags, add_report_flags,
+                     clip_from_args, floats, reading, run_in_terminal)
 
 DEFAULTS = FastConfig()
 
@@ -15,11 +14,14 @@ def add_parsers(sub) -> None:
                        description="Arbitrary style transfer with adaptive instance "
                        "normalisation (Huang & Belongie 2017), using the decoder painterly "
                        "trained itself. Well under a second per picture, any style picture.")
-    p.add_argument("content", help="the photo (a file, - for stdin, or a folder of pictures)")
+    p.add_argument("content", help="the photo (a file, - for stdin, a folder of pictures, or "
+                   "a video)")
     p.add_argument("styles", nargs="+", help="one or more style pictures")
-    p.add_argument("-o", "--output", help="output picture, or a folder when CONTENT is a "
-                   "folder; default <content>_<style>_fast.png")
-    p.add_argument("--overwrite", action="store_true", help="replace existing outputs")
+    p.add_argument("-o", "--output", help="output picture, a folder when CONTENT is a "
+                   "folder, a video (.mp4/.mov/.mkv) when it is a video; default "
+                   "<content>_<style>_fast.png (.mp4)")
+    p.add_argument("--overwrite", action="store_true", help="replace existing outputs (in a "
+                   "folder, pictures already painted are otherwise skipped)")
     p.add_argument("--size", type=int, default=DEFAULTS.size,
                    help="larger photos are scaled down to this long side; 0 = keep every "
                    "photo's size (%(default)s)")
@@ -48,8 +50,12 @@ def add_parsers(sub) -> None:
                    "--model vgg16 the VGG16 weights' name or file (default: painterly's own)")
     p.add_argument("--device", default=DEFAULTS.device, help="auto, cpu, cuda or mps")
     p.add_argument("--precision", choices=("auto", "fp32", "bf16"), default=DEFAULTS.precision)
+    add_clip_flags(p, Clip())
+    add_engine_flags(p)
     add_input_flags(p)
     add_report_flags(p, "no messages")
+    p.add_argument("--progress", choices=("bar", "json", "none"), default="bar",
+                   help="progress on stderr (frames of a video, pictures of a folder)")
     p.set_defaults(func=run)
 
 
@@ -63,17 +69,6 @@ def config_from_args(args) -> FastConfig:
 
 def run(args) -> int:
     job = Job("fast", (args.content, *args.styles), config_from_args(args), args.output,
-              args.overwrite, reading(args))
-    outcome = run_job(job, RunOptions(on_item=lambda item: _report(args, item)))
-    if args.json:
-        import json
-        print(json.dumps(outcome.record, indent=2))
-    outcome.raise_for_failures()  # exit 3 once the others are written
+              args.overwrite, reading(args), clip=clip_from_args(args))
+    run_in_terminal(args, job)
     return 0
-
-
-def _report(args, item: ItemResult) -> None:
-    if item.error is not None:
-        print(f"painterly: error: {item.source}: {render(item.error)}", file=sys.stderr)
-    elif not args.quiet and not args.json:
-        print(f"painterly: wrote {item.output} in {item.seconds:.2f} s", file=sys.stderr)

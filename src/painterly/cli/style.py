@@ -2,10 +2,11 @@
 from __future__ import annotations
 
 from ..errors import ConfigError
-from ..jobs import Job
+from ..jobs import Clip, Job
 from ..optim import OPTIMIZERS
 from ..transfer import INITS, PRESERVE_COLOR, PRESETS, TransferConfig
-from .common import add_net_flags, add_run_flags, floats, ints, names, reading, run_in_terminal
+from .common import (add_clip_flags, add_engine_flags, add_net_flags, add_run_flags,
+                     clip_from_args, floats, ints, names, reading, run_in_terminal)
 
 DEFAULTS = TransferConfig()
 
@@ -13,11 +14,14 @@ DEFAULTS = TransferConfig()
 def add_parsers(sub) -> None:
     p = sub.add_parser("style", help="paint a photo in the style of one or more paintings",
                        description="Style transfer by optimisation (Gatys et al. 2015).")
-    p.add_argument("content", help="the photo (a file, or - for stdin)")
+    p.add_argument("content", help="the photo (a file, - for stdin, a folder of pictures, or "
+                   "a video: slow, minutes a frame)")
     p.add_argument("styles", nargs="+", help="one or more style pictures")
-    p.add_argument("-o", "--output", help="output picture (.png/.jpg/.webp); "
-                   "default <content>_<style>.png")
-    p.add_argument("--overwrite", action="store_true", help="replace an existing output")
+    p.add_argument("-o", "--output", help="output picture (.png/.jpg/.webp), a folder when "
+                   "CONTENT is a folder, a video (.mp4/.mov/.mkv) when it is a video; "
+                   "default <content>_<style>.png (.mp4)")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing output (in "
+                   "a folder, pictures already painted are otherwise skipped)")
     p.add_argument("--size", type=int, default=DEFAULTS.size, help="long side of the output (%(default)s)")
     p.add_argument("--min-size", type=int, default=DEFAULTS.min_size,
                    help="long side of the coarsest scale (%(default)s); = --size for one scale")
@@ -49,6 +53,8 @@ def add_parsers(sub) -> None:
                    help="continue the run interrupted with this checkpoint (OUT.ckpt); give the "
                    "same pictures and settings")
     add_net_flags(p, DEFAULTS)
+    add_clip_flags(p, Clip())
+    add_engine_flags(p)
     add_run_flags(p)
     p.set_defaults(func=run)
 
@@ -83,6 +89,6 @@ def split_layer_weights(items: tuple[str, ...]) -> tuple[tuple[str, ...], tuple[
 
 def run(args) -> int:
     job = Job("style", (args.content, *args.styles), config_from_args(args), args.output,
-              args.overwrite, reading(args), resume=args.resume)
+              args.overwrite, reading(args), resume=args.resume, clip=clip_from_args(args))
     run_in_terminal(args, job)
     return 0

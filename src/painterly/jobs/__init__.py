@@ -14,11 +14,13 @@ from typing import Optional
 
 import importlib
 
-from .job import CONFIGS, KINDS, Animation, ItemResult, Job, Outcome, RunOptions
+from ..errors import ConfigError
+from .batch import is_folder
+from .job import CONFIGS, KINDS, Animation, Clip, ItemResult, Job, Outcome, RunOptions
 from .outputs import OutputLock, default_output
 from .provenance import png_text, read_record, versions
 
-__all__ = ["Animation", "CONFIGS", "ItemResult", "Job", "KINDS", "Outcome", "OutputLock",
+__all__ = ["Animation", "CONFIGS", "Clip", "ItemResult", "Job", "KINDS", "Outcome", "OutputLock",
            "RunOptions", "check_job", "default_output", "output_of", "png_text", "read_record",
            "run_job", "versions"]
 
@@ -47,6 +49,9 @@ def run_job(job: Job, options: Optional[RunOptions] = None) -> Outcome:
     """Run a job (see the module's docstring); raises painterly's errors, Cancelled with the
     picture so far saved (and for style a checkpoint to resume from)."""
     options = options or RunOptions()
+    if options.engine is not None and not is_folder(job.inputs[0]):
+        raise ConfigError(f"`engine` {options.engine.name} paints folders of pictures",
+                          "give a folder, or leave `engine` local")
     output = output_of(job)
     module = _module(job.kind)
     return module.run(job, output, options, module.check(job, output))

@@ -5,10 +5,10 @@ from dataclasses import asdict
 from pathlib import Path
 
 from .. import image as I
-from ..deepdream import DreamConfig, dream, dream_zoom
+from ..deepdream import DreamConfig, dream, dream_zoom, open_session
 from ..errors import Cancelled, ConfigError, DivergedError, OutputError
 from ..video import ANIMATION_SUFFIXES, check_animation_path, save_animation
-from . import provenance
+from . import batch, provenance
 from .job import Job, Outcome, RunOptions, Watcher, preview_cadence
 from .outputs import OutputLock, check_not_an_input, rescue_path
 from .style import save_rescued
@@ -17,6 +17,10 @@ from .style import save_rescued
 def check(job: Job, output: Path) -> None:
     """Everything that would make the output unwritable, refused before any work."""
     cfg: DreamConfig = job.config
+    if batch.is_folder(job.inputs[0]):
+        if job.animation:
+            raise ConfigError("`frames` animates one picture", "give a picture, not a folder")
+        return batch.check(job, output)
     is_animation = output.suffix.lower() in ANIMATION_SUFFIXES
     if job.animation and not is_animation:
         raise OutputError(f"`frames` needs an animation output, not {output.name}",
@@ -50,7 +54,27 @@ def frame_path(folder: Path, i: int) -> Path:
     return folder / f"frame_{i:04d}.png"
 
 
+def painter(job: Job) -> batch.Paint:
+    """The network loaded and the guide's features taken once; dreams one picture."""
+    cfg: DreamConfig = job.config
+    guide = job.reading.load(cfg.guide) if cfg.guide is not None else None
+    session = open_session(cfg, guide)
+
+    def paint(source: str, out: Path, ask: dict):
+        picture = job.reading.load(source, work_size=cfg.size)
+        watcher = Watcher(ask.get("callback"), 0, out)
+        result = dream(picture, cfg, callback=watcher, cancel=ask.get("cancel"),
+                       preview_every=ask.get("preview_every", 0), session=session)
+        return result, provenance.record("dream", {"picture": source, "guide": cfg.guide}, out,
+                                         cfg, watcher.seconds, watcher.losses)
+    return paint
+
+
 def run(job: Job, output: Path, options: RunOptions, checked=None) -> Outcome:
+    if batch.is_folder(job.inputs[0]):
+        return batch.run_folder(job, output, options, checked,
+                                {"picture": job.inputs[0], "guide": job.config.guide},
+                                failed_to="dreamed")
     with OutputLock(output):
         cfg: DreamConfig = job.config
         picture = job.reading.load(job.inputs[0], work_size=cfg.size)

@@ -54,13 +54,33 @@ class Animation:
 
 
 @dataclass(frozen=True)
+class Clip:
+    """How a video is painted (fast and style): the part (``start`` and ``duration`` in
+    seconds; None = to the end) and the ``temporal`` consistency, 0 = frame by frame, 1 = the
+    strongest (fast: the weight of the previous frame carried along the flow; style: of
+    Ruder's temporal loss)."""
+
+    start: float = 0.0
+    duration: Optional[float] = None
+    temporal: float = 0.7
+
+    def __post_init__(self):
+        check_option(self.start >= 0 and math.isfinite(self.start), "start", self.start,
+                     "seconds ≥ 0")
+        check_option(self.duration is None or (self.duration > 0 and math.isfinite(self.duration)),
+                     "duration", self.duration, "seconds > 0")
+        check_option(0.0 <= self.temporal <= 1.0, "temporal", self.temporal, "a number in [0, 1]")
+
+
+@dataclass(frozen=True)
 class Job:
     """One piece of work: a kind, its input pictures, its config and where it goes.
 
     ``inputs``: style and fast take (photo, painting, …) — for fast the photo may be a folder —
     dream and activations take (picture,), top-patches (folder or tar,), reconstruct (photo,
     painting), features none. ``output`` None: the default name (``jobs.default_output``).
-    ``resume``: a style checkpoint to continue. ``animation``: dream only.
+    ``resume``: a style checkpoint to continue. ``animation``: dream only. ``clip``: how a
+    video input is painted (fast and style; None = the defaults).
     """
 
     kind: str
@@ -71,6 +91,7 @@ class Job:
     reading: ReadOptions = ReadOptions()
     resume: Optional[str] = None
     animation: Optional[Animation] = None
+    clip: Optional[Clip] = None
 
     def __post_init__(self):
         check_option(self.kind in KINDS, "kind", self.kind, ", ".join(KINDS))
@@ -84,16 +105,20 @@ class Job:
                      "only for style")
         check_option(self.animation is None or self.kind == "dream", "animation",
                      self.animation, "only for dream")
+        check_option(self.clip is None or self.kind in ("fast", "style"), "clip", self.clip,
+                     "only for fast and style")
 
 
 @dataclass(frozen=True)
 class ItemResult:
-    """One picture of a folder job: written (``output``) or not (``error``)."""
+    """One picture of a folder job: written (``output``), not (``error``), or already there
+    from an earlier run (``skipped``)."""
 
     source: str
     output: Optional[Path] = None
     seconds: float = 0.0
     error: Optional[str] = None
+    skipped: bool = False
 
 
 @dataclass
@@ -164,3 +189,7 @@ class RunOptions:
     preview_every: int = 0                  # attach the picture to every n-th event
     snapshot_every: int = 0                 # write OUT.NNNN.png every n steps
     on_item: Optional[Callable[[ItemResult], None]] = None  # folders: each picture's result
+    # Where a folder's pictures are painted: None = this process (batch.LocalEngine); a
+    # front end may pass another with the same ``name`` and ``paint(job, todo, options)``
+    # (painterly.cluster.RayEngine).
+    engine: Any = None

@@ -13,6 +13,7 @@ from pathlib import Path
 
 from ..errors import OutputError
 from ..files import remove_quietly
+from ..video import is_video
 
 
 def stem_of(source: str) -> str:
@@ -21,11 +22,15 @@ def stem_of(source: str) -> str:
 
 
 def default_output(kind: str, inputs: tuple[str, ...], animation: bool = False) -> Path:
-    """``photo_painting.png`` (style), ``photo_painting_fast.png`` (fast; a folder of photos
-    gives the folder ``photos_painting_fast``), ``photo_dream.png`` (``.gif`` animated);
+    """``photo_painting.png`` (style), ``photo_painting_fast.png`` (fast); a folder of photos
+    gives the folder ``photos_painting_fast`` (``photos_painting``, ``photos_dream``), a video
+    ``clip_painting_fast.mp4`` (``clip_painting.mp4``); ``photo_dream.png`` (``.gif`` animated);
     inspect: ``photo_activations.png``, ``photos_atlas/``, ``features.png``,
     ``photo_painting_reconstruction.png``."""
+    folder = inputs[0] != "-" and Path(inputs[0]).is_dir()
     if kind == "dream":
+        if folder:
+            return Path(f"{Path(inputs[0]).name}_dream")
         return Path(f"{stem_of(inputs[0])}_dream.{'gif' if animation else 'png'}")
     if kind == "activations":
         return Path(f"{stem_of(inputs[0])}_activations.png")
@@ -36,11 +41,11 @@ def default_output(kind: str, inputs: tuple[str, ...], animation: bool = False) 
     if kind == "reconstruct":
         return Path(f"{stem_of(inputs[0])}_{Path(inputs[1]).stem}_reconstruction.png")
     content, style = inputs[0], Path(inputs[1]).stem
-    if kind == "fast":
-        if content != "-" and Path(content).is_dir():
-            return Path(f"{Path(content).name}_{style}_fast")
-        return Path(f"{stem_of(content)}_{style}_fast.png")
-    return Path(f"{stem_of(content)}_{style}.png")
+    name = f"{Path(content).name if folder else stem_of(content)}_{style}"
+    name += "_fast" if kind == "fast" else ""
+    if folder:
+        return Path(name)
+    return Path(name + (".mp4" if is_video(content) else ".png"))
 
 
 def rescue_path(output: Path) -> Path:

@@ -4,23 +4,55 @@ from __future__ import annotations
 from pathlib import Path
 
 from .. import image as I
-from ..errors import Cancelled, DivergedError
-from ..transfer import INITS, TransferConfig, save_checkpoint, stylize
-from . import provenance
+from ..errors import Cancelled, ConfigError, DivergedError
+from ..transfer import INITS, Stylist, TransferConfig, save_checkpoint, stylize
+from . import batch, clip, provenance
 from .job import Job, Outcome, RunOptions, Watcher, preview_cadence
 from .outputs import OutputLock, checkpoint_path, rescue_path
 
 
-def check(job: Job, output: Path) -> None:
+def check(job: Job, output: Path):
     """Everything that would make the output unwritable, refused before any work."""
     cfg: TransferConfig = job.config
     inputs = job.inputs + ((cfg.init,) if cfg.init not in INITS else ())
+    if batch.is_folder(job.inputs[0]) or clip.is_video(job.inputs[0]):
+        if job.resume:
+            raise ConfigError("`resume` continues one picture",
+                              "a folder or a video continues by itself: run the same command "
+                              "again")
+        if batch.is_folder(job.inputs[0]):
+            return batch.check(job, output)
+        return clip.check(job, output)
     I.check_output_path(output, overwrite=job.overwrite, inputs=inputs)
+    return None
 
 
 def run(job: Job, output: Path, options: RunOptions, checked=None) -> Outcome:
+    if batch.is_folder(job.inputs[0]):
+        return batch.run_folder(job, output, options, checked,
+                                {"content": job.inputs[0], "styles": list(job.inputs[1:])})
+    if clip.is_video(job.inputs[0]):
+        return clip.run_style(job, output, options, checked)
     with OutputLock(output):
         return _paint(job, output, options)
+
+
+def painter(job: Job) -> batch.Paint:
+    """The network loaded and the paintings' Gram matrices kept; paints one photo."""
+    cfg: TransferConfig = job.config
+    style_files = list(job.inputs[1:])
+    style_side = max(I.MIN_SIDE, round(cfg.size * cfg.style_scale))
+    stylist = Stylist(cfg, [job.reading.load(s, work_size=style_side) for s in style_files])
+
+    def paint(source: str, out: Path, ask: dict):
+        photo = job.reading.load(source, work_size=cfg.size)
+        watcher = Watcher(ask.get("callback"), 0, out)
+        picture = stylist(photo, callback=watcher, cancel=ask.get("cancel"),
+                          preview_every=ask.get("preview_every", 0))
+        rec = provenance.record("style", {"content": source, "styles": style_files}, out, cfg,
+                                watcher.seconds, watcher.losses, stages=watcher.stages)
+        return picture, rec
+    return paint
 
 
 def _paint(job: Job, output: Path, options: RunOptions) -> Outcome:

@@ -1,0 +1,46 @@
+"""--engine ray: a real local Ray with two actors on the tiny net gives the local engine's
+bytes, record and exit code (Ray's start costs ~15 s here: one test)."""
+import json
+import subprocess
+import sys
+
+import pytest
+
+from painterly import cli
+from painterly import image as I
+
+from conftest import picture, stripes
+
+
+def test_ray_engine_paints_the_same_bytes_as_the_local_engine(tiny_decoder, tmp_path, capsys):
+    pytest.importorskip("ray")
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    for i in range(4):
+        I.save_image(picture(40, 56, seed=i), photos / f"p{i}.png")
+    (photos / "bad.png").write_bytes(b"\x89PNG broken")
+    I.save_image(stripes(40, 40), tmp_path / "style.png")
+    base = ["fast", str(photos), str(tmp_path / "style.png"), "--model", "tiny", "--decoder",
+            str(tiny_decoder), "--size", "0", "--json", "-q"]
+    assert cli.main(base + ["-o", str(tmp_path / "local")]) == 3
+    local = json.loads(capsys.readouterr().out)
+    (tmp_path / "ray").mkdir()
+    I.save_image(picture(40, 56, seed=0), tmp_path / "ray" / "p0.png")  # painted before: skipped
+    assert cli.main(base + ["-o", str(tmp_path / "ray"), "--engine", "ray", "--workers", "2",
+                            "--threads-per-worker", "1"]) == 3
+    captured = capsys.readouterr()
+    remote = json.loads(captured.out)
+    assert "bad.png" in captured.err and "1 of 5 pictures could not be stylised" in captured.err
+    assert remote["engine"] == "ray" and remote["failed"] == local["failed"] == 1
+    assert remote["skipped"] == 1 and len(remote["outputs"]) == 3
+    for name in ("p1.png", "p2.png", "p3.png"):
+        assert (tmp_path / "ray" / name).read_bytes() == (tmp_path / "local" / name).read_bytes()
+
+
+def test_nothing_of_ray_is_imported_by_the_local_engine(tmp_path):
+    """Ray and OpenCV load only in the functions that need them."""
+    code = ("import sys; from painterly.cli import main; "
+            "import painterly.jobs.batch, painterly.jobs.clip, painterly.temporal; "
+            "print(sorted(m for m in sys.modules if m.split('.')[0] in ('ray', 'cv2')))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert out.returncode == 0 and out.stdout.strip() == "[]", out.stderr
