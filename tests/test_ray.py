@@ -37,6 +37,32 @@ def test_ray_engine_paints_the_same_bytes_as_the_local_engine(tiny_decoder, tmp_
         assert (tmp_path / "ray" / name).read_bytes() == (tmp_path / "local" / name).read_bytes()
 
 
+def test_ray_paints_a_videos_chunks_and_the_temporal_pass_follows_in_order(tiny_decoder,
+                                                                          tmp_path):
+    ray = pytest.importorskip("ray")
+    from test_folders_video import decode, make_clip
+
+    from painterly.cluster import RayEngine
+    from painterly.fast import FastConfig
+    from painterly.jobs import Job, RunOptions, run_job
+    clip = make_clip(tmp_path / "clip.mp4", frames=12)
+    I.save_image(stripes(40, 40), tmp_path / "style.png")
+    config = FastConfig(model="tiny", decoder=str(tiny_decoder), size=0)
+    local = run_job(Job("fast", (str(clip), str(tmp_path / "style.png")), config,
+                        str(tmp_path / "local.mp4")))
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)  # joined, not restarted
+    try:
+        remote = run_job(Job("fast", (str(clip), str(tmp_path / "style.png")), config,
+                             str(tmp_path / "ray.mp4")),
+                         RunOptions(engine=RayEngine(workers=2)))
+    finally:
+        ray.shutdown()
+    assert remote.record["video"] == local.record["video"]
+    _, a = decode(tmp_path / "local.mp4")
+    _, b = decode(tmp_path / "ray.mp4")
+    assert len(a) == 12 and all((x == y).all() for x, y in zip(a, b))
+
+
 def test_nothing_of_ray_is_imported_by_the_local_engine(tmp_path):
     """Ray and OpenCV load only in the functions that need them."""
     code = ("import sys; from painterly.cli import main; "

@@ -21,6 +21,7 @@ from typing import Iterator, Optional
 from .errors import Cancelled, ConfigError, PainterlyError, check_option
 from .jobs import ItemResult, Job, RunOptions
 from .jobs import batch
+from .jobs.clip import frame_tensor
 
 RAY_HINT = "pip install 'painterly[ray]' (or: pip install ray)"
 log = logging.getLogger(__name__)
@@ -51,6 +52,11 @@ class Worker:
 
     def paint_item(self, source: str, out: str) -> ItemResult:
         return batch.paint_item(self.job, self.paint, source, Path(out), {})
+
+    def paint_frames(self, frames: list) -> list:
+        """A chunk of a video's frames (uint8 arrays), painted as the local engine paints
+        them (the temporal pass runs afterwards, in order, where the video is written)."""
+        return [self.paint(frame_tensor(pixels), Path("-"), {})[0] for pixels in frames]
 
 
 class RayEngine:
@@ -90,25 +96,44 @@ class RayEngine:
         if not todo:
             return
         ray = _ray()
-        started = time.perf_counter()
-        started_here = self._start(ray)
-        actors = []
-        try:
-            cpus = int(ray.cluster_resources().get("CPU", 1))
-            n = min(len(todo), self.workers or max(1, cpus // self.threads))
-            remote = ray.remote(num_cpus=self.threads, max_restarts=self.retries,
-                                max_task_retries=self.retries)(Worker)
-            actors = [remote.remote(job, self.threads) for _ in range(n)]
-            for error in ray.get([a.ready.remote() for a in actors]):
-                if error is not None:
-                    raise error
-            self.startup_seconds = time.perf_counter() - started
+        with _Actors(self, ray, job, len(todo)) as actors:
             yield from self._hand_out(ray, actors, todo, options)
-        finally:
-            for actor in actors:
-                ray.kill(actor)
-            if started_here:
-                ray.shutdown()
+
+    def paint_frames(self, job: Job, frames: Iterator, options: RunOptions,
+                     chunk: int = 8) -> Iterator[tuple]:
+        """A video's frames painted in chunks of ``chunk`` on the actors, given back in
+        order as (frame, painting); at most two chunks per actor are in flight, so memory
+        stays bounded however long the video."""
+        ray = _ray()
+        with _Actors(self, ray, job, self.workers or 1 << 16) as actors:
+            free, running, done = list(actors), {}, {}
+            sent = given = 0
+            source = iter(frames)
+            exhausted = False
+            while True:
+                while not exhausted and len(running) < 2 * len(actors):
+                    part = [f for _, f in zip(range(chunk), source)]
+                    if not part:
+                        exhausted = True
+                        break
+                    actor = free.pop(0) if free else actors[sent % len(actors)]
+                    running[actor.paint_frames.remote(part)] = (sent, part, actor)
+                    sent += 1
+                if given == sent and exhausted:
+                    return
+                while given in done:
+                    part, painted = done.pop(given)
+                    given += 1
+                    yield from zip(part, painted)
+                if not running:
+                    continue
+                if options.cancel is not None and options.cancel.is_set():
+                    raise Cancelled("cancelled")
+                ready, _ = ray.wait(list(running), num_returns=1, timeout=0.5)
+                for ref in ready:
+                    index, part, actor = running.pop(ref)
+                    done[index] = (part, ray.get(ref))  # a chunk that failed for good raises
+                    free.append(actor)
 
     def _hand_out(self, ray, actors, todo, options: RunOptions) -> Iterator[ItemResult]:
         """Each actor gets the next picture as soon as it is free."""
@@ -135,3 +160,40 @@ class RayEngine:
                 yield item
                 if queue:
                     give(actor)
+
+
+class _Actors:
+    """Ray started (or joined) and the engine's actors made and ready, for a ``with`` block;
+    on the way out the actors go, and Ray too if the engine started it."""
+
+    def __init__(self, engine: RayEngine, ray, job: Job, at_most: int):
+        self.engine, self.ray, self.job, self.at_most = engine, ray, job, at_most
+        self.actors: list = []
+        self.started_here = False
+
+    def __enter__(self) -> list:
+        engine, ray = self.engine, self.ray
+        started = time.perf_counter()
+        self.started_here = engine._start(ray)
+        cpus = int(ray.cluster_resources().get("CPU", 1))
+        n = min(self.at_most, engine.workers or max(1, cpus // engine.threads))
+        remote = ray.remote(num_cpus=engine.threads, max_restarts=engine.retries,
+                            max_task_retries=engine.retries)(Worker)
+        self.actors = [remote.remote(self.job, engine.threads) for _ in range(n)]
+        try:
+            for error in ray.get([a.ready.remote() for a in self.actors]):
+                if error is not None:
+                    raise error
+        except BaseException:
+            self.__exit__()
+            raise
+        engine.startup_seconds = time.perf_counter() - started
+        return self.actors
+
+    def __exit__(self, *exc) -> None:
+        for actor in self.actors:
+            self.ray.kill(actor)
+        self.actors = []
+        if self.started_here:
+            self.ray.shutdown()
+            self.started_here = False

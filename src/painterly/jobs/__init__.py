@@ -15,6 +15,7 @@ from typing import Optional
 import importlib
 
 from ..errors import ConfigError
+from ..video import is_video
 from .batch import is_folder
 from .job import CONFIGS, KINDS, Animation, Clip, ItemResult, Job, Outcome, RunOptions
 from .outputs import OutputLock, default_output
@@ -49,8 +50,9 @@ def run_job(job: Job, options: Optional[RunOptions] = None) -> Outcome:
     """Run a job (see the module's docstring); raises painterly's errors, Cancelled with the
     picture so far saved (and for style a checkpoint to resume from)."""
     options = options or RunOptions()
-    if options.engine is not None and not is_folder(job.inputs[0]):
-        raise ConfigError(f"`engine` {options.engine.name} paints folders of pictures",
+    if options.engine is not None and not is_folder(job.inputs[0]) and not (
+            job.kind == "fast" and is_video(job.inputs[0])):
+        raise ConfigError(f"`engine` {options.engine.name} paints folders (and fast's videos)",
                           "give a folder, or leave `engine` local")
     output = output_of(job)
     module = _module(job.kind)
