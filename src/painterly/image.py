@@ -572,6 +572,29 @@ def save_image(image: torch.Tensor, path: str | os.PathLike, metadata: dict | No
     return path
 
 
+def encode_jpeg(image: torch.Tensor, long_side: int | None = None, quality: int = 85) -> bytes:
+    """A picture as JPEG bytes, its long side at most ``long_side`` (a front end's preview)."""
+    if long_side and max(image.shape[-2:]) > long_side:
+        image = resize(image, long_side)
+    buffer = io.BytesIO()
+    tensor_to_pil(image).save(buffer, format="JPEG", quality=quality)
+    return buffer.getvalue()
+
+
+def png_text(data: bytes) -> dict[str, str]:
+    """The text chunks of a PNG's bytes ({} for any other file); read from the chunks
+    without decoding a pixel."""
+    if sniff_format(data) != "PNG":
+        return {}
+    try:
+        with Image.open(io.BytesIO(data), formats=("PNG",)) as image:
+            # Text before the pixels (where painterly and most programs write it) is read
+            # with the header; no pixel is decoded.
+            return {str(k): str(v) for k, v in getattr(image, "text", {}).items()}
+    except _DECODE_ERRORS:
+        return {}
+
+
 def check_output_path(path: str | os.PathLike, overwrite: bool = False,
                       inputs: tuple = (), suffixes: tuple[str, ...] = OUTPUT_SUFFIXES) -> None:
     """Refuse, before any work, outputs that would lose something or can't be written."""

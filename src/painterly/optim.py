@@ -39,6 +39,13 @@ def make_optimizer(name: str, params: list[torch.Tensor], lr: float | None) -> t
     raise ConfigError(f"unknown optimizer {name!r}", f"use one of {', '.join(OPTIMIZERS)}")
 
 
+def warm_up() -> None:
+    """Make (and drop) one optimiser: torch imports its compiler (torch._dynamo) on the first
+    optimiser a process makes, about 3 s on a laptop. A long-running front end calls this at
+    start-up so its first job does not wait for it."""
+    make_optimizer("lbfgs", [torch.zeros(1, requires_grad=True)], None)
+
+
 def optimize(image: torch.Tensor, loss_fn: LossFn, steps: int, tracker: Tracker, stage: str,
              optimizer: str = "lbfgs", lr: float | None = None,
              resume: Optional[dict] = None) -> torch.Tensor:

@@ -18,7 +18,8 @@ from ..progress import Progress
 
 # Settings whose flag is not simply --name-with-dashes.
 FLAGS = {"style_layer_weights": "--style-layers", "preview_every": "--save-every",
-         "snapshot_every": "--save-every"}
+         "snapshot_every": "--save-every", "host": "--listen", "allowed_hosts": "--allow-host",
+         "max_upload_bytes": "--max-upload"}
 
 
 def flag_of(setting: str) -> str:

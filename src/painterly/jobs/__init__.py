@@ -17,13 +17,14 @@ import importlib
 from ..errors import ConfigError
 from ..video import is_video
 from .batch import is_folder
-from .job import CONFIGS, KINDS, Animation, Clip, ItemResult, Job, Outcome, RunOptions
+from .job import (CONFIGS, KINDS, Animation, Clip, ItemResult, Job, Outcome, RunOptions,
+                  config_class)
 from .outputs import OutputLock, default_output
 from .provenance import png_text, read_record, versions
 
 __all__ = ["Animation", "CONFIGS", "Clip", "ItemResult", "Job", "KINDS", "Outcome", "OutputLock",
            "RunOptions", "check_job", "default_output", "output_of", "png_text", "read_record",
-           "run_job", "versions"]
+           "run_job", "versions", "warm_up"]
 
 
 def output_of(job: Job) -> Path:
@@ -44,6 +45,15 @@ def check_job(job: Job) -> Path:
     output = output_of(job)
     _module(job.kind).check(job, output)
     return output
+
+
+def warm_up() -> None:
+    """Load now what the first job would load: the algorithms' modules and the optimiser's
+    imports (a front end that stays up calls this once at start-up)."""
+    from ..optim import warm_up as warm_up_optimiser
+    for kind in KINDS:
+        config_class(kind)
+    warm_up_optimiser()
 
 
 def run_job(job: Job, options: Optional[RunOptions] = None) -> Outcome:
