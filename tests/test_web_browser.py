@@ -27,7 +27,9 @@ from selenium.webdriver.support.ui import Select, WebDriverWait  # noqa: E402
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 DRIVER = shutil.which("chromedriver")
-pytestmark = pytest.mark.skipif(not (CHROMIUM and DRIVER),
+# .ci/run sets this: there the test must run, never skip.
+REQUIRED = os.environ.get("PAINTERLY_REQUIRE_BROWSER") == "1"
+pytestmark = pytest.mark.skipif(not (CHROMIUM and DRIVER) and not REQUIRED,
                                 reason="no chromium/chromedriver here: apt-get install -y "
                                        "chromium chromium-driver (.ci/run does)")
 # As the machine's notes advise for a closed network: no background connections.
@@ -96,7 +98,7 @@ def test_upload_paint_watch_interrupt_and_download(server, browser, tmp_path):
     wait = WebDriverWait(browser, 60, poll_frequency=0.1)
     browser.get(server)
     wait.until(lambda b: b.find_elements(By.ID, "setting-size"))
-    assert browser.find_element(By.ID, "connection").text in ("live", "connecting…")
+    wait.until(lambda b: b.find_element(By.ID, "connection").text.startswith("live"))
 
     browser.find_element(By.ID, "file-photo").send_keys(str(_picture(tmp_path / "p.png", 1)))
     browser.find_element(By.ID, "file-painting").send_keys(str(_picture(tmp_path / "s.png", 2)))

@@ -14,7 +14,7 @@ from typing import Optional
 
 import importlib
 
-from ..errors import ConfigError
+from ..errors import ConfigError, PainterlyError
 from ..video import is_video
 from .batch import is_folder
 from .job import (CONFIGS, KINDS, Animation, Clip, ItemResult, Job, Outcome, RunOptions,
@@ -50,10 +50,15 @@ def check_job(job: Job) -> Path:
 def warm_up() -> None:
     """Load now what the first job would load: the algorithms' modules and the optimiser's
     imports (a front end that stays up calls this once at start-up)."""
+    from ..features import preload
     from ..optim import warm_up as warm_up_optimiser
     for kind in KINDS:
         config_class(kind)
     warm_up_optimiser()
+    try:
+        preload()           # the default VGG16's weights, if they are here
+    except PainterlyError:  # damaged or unreadable: the first job that needs them says so
+        pass
 
 
 def run_job(job: Job, options: Optional[RunOptions] = None) -> Outcome:

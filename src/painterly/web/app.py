@@ -40,7 +40,7 @@ from starlette.routing import Route, WebSocketRoute
 from starlette.websockets import WebSocket
 
 from ..errors import ConfigError, PainterlyError
-from ..image import ReadOptions
+from ..image import ReadOptions, format_bytes
 from ..jobs import Job, check_job, forms
 from .security import Guard, cookie_names
 from .store import ID, NotFound, Store, default_home, new_id
@@ -180,10 +180,24 @@ class Routes:
     async def upload(self, request: Request) -> Response:
         async def work():
             data = await _body(request, self.config.max_upload_bytes)
-            upload = await asyncio.to_thread(self.store.add_upload, data)
+            try:
+                upload = await asyncio.to_thread(self.store.add_upload, data)
+            except PainterlyError as exc:
+                raise self._for_the_page(exc) from exc
             return JSONResponse({"id": upload.id, "width": upload.width,
                                  "height": upload.height, "format": upload.format}, 201)
         return await _answer(work)
+
+    def _for_the_page(self, exc: PainterlyError) -> PainterlyError:
+        """A reader's hint names the command line's settings (`max_input_pixels`,
+        `allow_truncated`); the page has none of them, so it says what a user can do."""
+        if exc.exit_code == 4:
+            exc.hint = (f"send a smaller picture: this server takes up to "
+                        f"{format_bytes(self.config.max_upload_bytes)} and "
+                        f"{self.config.max_input_pixels:,} pixels (painterly web --max-upload)")
+        elif "`" in exc.hint:
+            exc.hint = "re-export it as PNG or JPEG"
+        return exc
 
     async def settings(self, request: Request) -> Response:
         async def work():
@@ -318,6 +332,11 @@ def _error(status: int, message: str, hint: str = "", headers: Optional[dict] = 
     return JSONResponse({"error": message, "hint": hint}, status, headers=headers)
 
 
+def _upload_named(message: str) -> str:
+    """The readers name pictures read from bytes "<bytes>"; on the page it is the upload."""
+    return message.replace("image <bytes>", "the upload").replace("<bytes>", "the upload")
+
+
 class TooLarge(PainterlyError):
     """A request body over its cap: HTTP 413."""
 
@@ -345,7 +364,7 @@ async def _body(request: Request, limit: int) -> bytes:
 async def _json(request: Request) -> dict:
     try:
         body = json.loads(await _body(request, JSON_LIMIT) or b"{}")
-    except ValueError:
+    except (ValueError, RecursionError):   # RecursionError: brackets nested thousands deep
         raise ConfigError("the request is not JSON", "send a JSON object") from None
     if not isinstance(body, dict):
         raise ConfigError("the request is not a JSON object", "send a JSON object")
@@ -367,7 +386,7 @@ async def _answer(work) -> Response:
         return _error(409, exc.message, exc.hint)
     except PainterlyError as exc:
         status = 413 if exc.exit_code == 4 else 400
-        return _error(status, for_people(exc.message.replace("<bytes>", "the upload")),
+        return _error(status, for_people(_upload_named(exc.message)),
                       for_people(exc.hint))
 
 

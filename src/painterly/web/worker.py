@@ -96,6 +96,7 @@ class Worker:
         self.recent: list[Task] = []            # finished this launch, newest last
         self.lock = threading.Condition()
         self.stopping = False
+        self.ready = threading.Event()          # warmed up: the first job starts at once
         self.thread = threading.Thread(target=self._loop, name="painterly-worker", daemon=True)
 
     def start(self) -> None:
@@ -156,7 +157,7 @@ class Worker:
         with self.lock:
             mine = [t.view() for t in self._all() if t.session == session]
             return {"jobs": mine, "waiting": len(self.queue), "max_queue": self.max_queue,
-                    "running": self.current is not None}
+                    "running": self.current is not None, "ready": self.ready.is_set()}
 
     def _all(self) -> list[Task]:
         return self.recent + ([self.current] if self.current else []) + self.queue
@@ -173,6 +174,8 @@ class Worker:
             self.lock.wait(timeout=WARM_UP_DELAY)
         if not self.stopping:
             warm_up()               # then load what the first job needs, before it comes
+        self.ready.set()
+        self._changed()
         while True:
             with self.lock:
                 while not self.queue and not self.stopping:

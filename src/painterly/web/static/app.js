@@ -234,6 +234,10 @@ async function refresh() {
 }
 
 function renderQueue(info) {
+  if (state.connected) {
+    $("#connection").textContent = info.ready ? "live" : "live · getting ready…";
+    $("#connection").title = info.ready ? "live updates" : "loading the networks; a job started now waits a moment";
+  }
   const list = $("#queue");
   list.replaceChildren();
   const active = info.jobs.filter((j) => j.status === "queued" || j.status === "running");
@@ -299,7 +303,8 @@ function drawCurve() {
   });
   g.stroke();
   g.fillStyle = "#666"; g.font = "11px sans-serif";
-  g.fillText("loss (log scale)", 6, 12);
+  g.textAlign = "right";
+  g.fillText("loss (log scale)", canvas.width - 6, 12);
 }
 
 function showPreview(p) {
@@ -373,8 +378,12 @@ async function restoreFrom(files) {
 function connect() {
   const scheme = location.protocol === "https:" ? "wss" : "ws";
   const socket = new WebSocket(`${scheme}://${location.host}/events?token=${encodeURIComponent(TOKEN)}`);
-  socket.onopen = () => { $("#connection").textContent = "live"; $("#connection").className = "on"; refresh(); };
+  socket.onopen = () => {
+    state.connected = true;
+    $("#connection").textContent = "live"; $("#connection").className = "on"; refresh();
+  };
   socket.onclose = () => {
+    state.connected = false;
     $("#connection").textContent = "reconnecting…"; $("#connection").className = "";
     setTimeout(connect, 1000);
   };
