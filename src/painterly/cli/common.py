@@ -124,6 +124,26 @@ def reading(args) -> I.ReadOptions:
                          args.background, args.upscale_small)
 
 
+def add_style_flags(p) -> None:
+    """The paintings: files as positional arguments, built-in styles by name with --style."""
+    p.add_argument("styles", nargs="*", metavar="painting",
+                   help="one or more style pictures (or none, with --style)")
+    p.add_argument("--style", action="append", default=[], metavar="NAME",
+                   help="a built-in style by name, after any painting files; repeat for a "
+                   "blend ('painterly styles' lists them)")
+
+
+def paintings(args) -> tuple[str, ...]:
+    """The painting files: those given, then the built-in styles named (painterly.styles)."""
+    from .. import styles
+    named = tuple(str(styles.path(name)) for name in args.style)
+    if not args.styles and not named and not getattr(args, "sheet", False):
+        raise ConfigError("no style picture given",
+                          "pass a painting, or a built-in style with --style NAME "
+                          "(one of " + ", ".join(styles.names()) + ")")
+    return tuple(args.styles) + named
+
+
 def add_clip_flags(p, defaults) -> None:
     """How a video is painted (jobs.Clip): the part, and how steady the strokes stay."""
     g = p.add_argument_group("video (when CONTENT is a video: .mp4, .mov, .mkv, .webm, …)")

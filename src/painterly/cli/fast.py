@@ -4,7 +4,8 @@ from __future__ import annotations
 from ..fast import ENCODERS, FastConfig
 from ..jobs import Clip, Job
 from .common import (add_clip_flags, add_engine_flags, add_input_flags, add_report_flags,
-                     clip_from_args, floats, reading, run_in_terminal)
+                     add_style_flags, clip_from_args, floats, paintings, reading,
+                     run_in_terminal)
 
 DEFAULTS = FastConfig()
 
@@ -16,7 +17,10 @@ def add_parsers(sub) -> None:
                        "trained itself. Well under a second per picture, any style picture.")
     p.add_argument("content", help="the photo (a file, - for stdin, a folder of pictures, or "
                    "a video)")
-    p.add_argument("styles", nargs="+", help="one or more style pictures")
+    add_style_flags(p)
+    p.add_argument("--sheet", action="store_true",
+                   help="a contact sheet: the photo painted in every built-in style, one "
+                   "labelled tile each (at the work size), default <content>_styles.png")
     p.add_argument("-o", "--output", help="output picture, a folder when CONTENT is a "
                    "folder, a video (.mp4/.mov/.mkv) when it is a video; default "
                    "<content>_<style>_fast.png (.mp4)")
@@ -68,7 +72,12 @@ def config_from_args(args) -> FastConfig:
 
 
 def run(args) -> int:
-    job = Job("fast", (args.content, *args.styles), config_from_args(args), args.output,
-              args.overwrite, reading(args), clip=clip_from_args(args))
+    styles = paintings(args)
+    if args.sheet:
+        job = Job("fast-sheet", (args.content, *styles), config_from_args(args), args.output,
+                  args.overwrite, reading(args))
+    else:
+        job = Job("fast", (args.content, *styles), config_from_args(args), args.output,
+                  args.overwrite, reading(args), clip=clip_from_args(args))
     run_in_terminal(args, job)
     return 0

@@ -8,11 +8,11 @@ import sys
 
 from .._version import __version__
 from ..errors import PainterlyError
-from . import dream, fast, inspect, style, train, web, weights
+from . import dream, fast, inspect, style, styles, train, web, weights
 from .common import Formatter, Parser, SignalEvent, render
 
 log = logging.getLogger("painterly")
-COMMANDS = (style, fast, train, dream, inspect, weights, web)  # each adds its parsers
+COMMANDS = (style, fast, styles, train, dream, inspect, weights, web)  # each adds its parsers
 
 
 def build_parser() -> Parser:

@@ -6,7 +6,8 @@ from ..jobs import Clip, Job
 from ..optim import OPTIMIZERS
 from ..transfer import INITS, PRESERVE_COLOR, PRESETS, TransferConfig
 from .common import (add_clip_flags, add_engine_flags, add_net_flags, add_run_flags,
-                     clip_from_args, floats, ints, names, reading, run_in_terminal)
+                     add_style_flags, clip_from_args, floats, ints, names, paintings, reading,
+                     run_in_terminal)
 
 DEFAULTS = TransferConfig()
 
@@ -16,7 +17,7 @@ def add_parsers(sub) -> None:
                        description="Style transfer by optimisation (Gatys et al. 2015).")
     p.add_argument("content", help="the photo (a file, - for stdin, a folder of pictures, or "
                    "a video: slow, minutes a frame)")
-    p.add_argument("styles", nargs="+", help="one or more style pictures")
+    add_style_flags(p)
     p.add_argument("-o", "--output", help="output picture (.png/.jpg/.webp), a folder when "
                    "CONTENT is a folder, a video (.mp4/.mov/.mkv) when it is a video; "
                    "default <content>_<style>.png (.mp4)")
@@ -88,7 +89,7 @@ def split_layer_weights(items: tuple[str, ...]) -> tuple[tuple[str, ...], tuple[
 
 
 def run(args) -> int:
-    job = Job("style", (args.content, *args.styles), config_from_args(args), args.output,
+    job = Job("style", (args.content, *paintings(args)), config_from_args(args), args.output,
               args.overwrite, reading(args), resume=args.resume, clip=clip_from_args(args))
     run_in_terminal(args, job)
     return 0

@@ -19,6 +19,7 @@ from .outputs import snapshot_path
 # importing the jobs layer does not import every algorithm.
 CONFIGS = {"style": ("painterly.transfer", "TransferConfig"),
            "fast": ("painterly.fast", "FastConfig"),
+           "fast-sheet": ("painterly.fast", "FastConfig"),
            "dream": ("painterly.deepdream", "DreamConfig"),
            "activations": ("painterly.inspect.activations", "ActivationsConfig"),
            "top-patches": ("painterly.inspect.patches", "TopPatchesConfig"),
@@ -26,7 +27,8 @@ CONFIGS = {"style": ("painterly.transfer", "TransferConfig"),
            "reconstruct": ("painterly.inspect.reconstruction", "ReconstructConfig")}
 KINDS = tuple(CONFIGS)
 # How many input pictures each kind needs at least.
-LEAST_INPUTS = {"style": 2, "fast": 2, "dream": 1, "activations": 1, "top-patches": 1,
+LEAST_INPUTS = {"style": 2, "fast": 2, "fast-sheet": 1, "dream": 1, "activations": 1,
+                "top-patches": 1,
                 "features": 0, "reconstruct": 2}
 
 

@@ -26,7 +26,7 @@ def default_output(kind: str, inputs: tuple[str, ...], animation: bool = False) 
     gives the folder ``photos_painting_fast`` (``photos_painting``, ``photos_dream``), a video
     ``clip_painting_fast.mp4`` (``clip_painting.mp4``); ``photo_dream.png`` (``.gif`` animated);
     inspect: ``photo_activations.png``, ``photos_atlas/``, ``features.png``,
-    ``photo_painting_reconstruction.png``."""
+    ``photo_painting_reconstruction.png``; fast's contact sheet ``photo_styles.png``."""
     folder = inputs[0] != "-" and Path(inputs[0]).is_dir()
     if kind == "dream":
         if folder:
@@ -38,6 +38,8 @@ def default_output(kind: str, inputs: tuple[str, ...], animation: bool = False) 
         return Path(f"{Path(inputs[0]).stem if Path(inputs[0]).is_file() else Path(inputs[0]).name}_atlas")
     if kind == "features":
         return Path("features.png")
+    if kind == "fast-sheet":
+        return Path(f"{stem_of(inputs[0])}_styles.png")
     if kind == "reconstruct":
         return Path(f"{stem_of(inputs[0])}_{Path(inputs[1]).stem}_reconstruction.png")
     content, style = inputs[0], Path(inputs[1]).stem
