@@ -145,7 +145,7 @@ def test_interrupt_keeps_the_picture_so_far_and_resume_finishes_it(client):
     assert entry["status"] == "interrupted" and entry["resumable"]
     assert client.get(f"/outputs/{job['id']}").status_code == 200   # the picture so far
 
-    again = client.post(f"/history/{job['id']}/resume", json={"uploads": [photo, painting]},
+    again = client.post(f"/history/{job['id']}/resume", json={},
                         headers=TOKEN)
     assert again.status_code == 202, again.text
     done = wait(client, again.json()["id"])

@@ -22,6 +22,7 @@ pytest.importorskip("starlette")
 webdriver = pytest.importorskip("selenium.webdriver")
 from conftest import default_sigint  # noqa: E402
 from PIL import Image  # noqa: E402
+from selenium.common.exceptions import StaleElementReferenceException  # noqa: E402
 from selenium.webdriver.common.by import By  # noqa: E402
 from selenium.webdriver.support.ui import Select, WebDriverWait  # noqa: E402
 
@@ -87,6 +88,12 @@ def _set(browser, name: str, value: str) -> None:
         field.send_keys(value)
 
 
+def _click(browser, selector: str) -> bool:
+    """Click what ``selector`` finds now (inside a wait: a redraw in between is retried)."""
+    browser.find_element(By.CSS_SELECTOR, selector).click()
+    return True
+
+
 def _tiny_style(browser, iterations: str) -> None:
     browser.find_element(By.CSS_SELECTOR, "#settings details summary").click()
     for name, value in (("model", "tiny"), ("precision", "fp32"), ("size", "96"),
@@ -95,12 +102,16 @@ def _tiny_style(browser, iterations: str) -> None:
 
 
 def test_upload_paint_watch_interrupt_and_download(server, browser, tmp_path):
-    wait = WebDriverWait(browser, 60, poll_frequency=0.1)
+    # The page redraws its queue and history on every change, so elements are looked up
+    # afresh inside each wait, and a redraw in between is only a retry.
+    wait = WebDriverWait(browser, 60, poll_frequency=0.1,
+                         ignored_exceptions=(StaleElementReferenceException,))
     browser.get(server)
     wait.until(lambda b: b.find_elements(By.ID, "setting-size"))
     wait.until(lambda b: b.find_element(By.ID, "connection").text.startswith("live"))
 
     browser.find_element(By.ID, "file-photo").send_keys(str(_picture(tmp_path / "p.png", 1)))
+    wait.until(lambda b: len(b.find_elements(By.CSS_SELECTOR, ".thumb:not(.pending)")) == 1)
     browser.find_element(By.ID, "file-painting").send_keys(str(_picture(tmp_path / "s.png", 2)))
     wait.until(lambda b: len(b.find_elements(By.CSS_SELECTOR, ".thumb:not(.pending)")) == 2)
 
@@ -112,20 +123,19 @@ def test_upload_paint_watch_interrupt_and_download(server, browser, tmp_path):
     first = int(preview.get_attribute("data-step"))
     wait.until(lambda b: int(preview.get_attribute("data-step") or 0) > first)
     assert "step" in browser.find_element(By.ID, "progress-text").text
-    wait.until(lambda b: b.find_elements(By.CSS_SELECTOR, "#queue .interrupt"))
-    browser.find_element(By.CSS_SELECTOR, "#queue .interrupt").click()
+    wait.until(lambda b: _click(b, "#queue .interrupt"))
     wait.until(lambda b: b.find_elements(By.CSS_SELECTOR, "#history .item.interrupted .resume"))
-    assert "interrupted" in browser.find_element(By.ID, "progress-text").text
-    stopped = browser.find_element(By.CSS_SELECTOR, "#queue li.interrupted")
-    assert stopped.find_element(By.CLASS_NAME, "status").text == "interrupted"
+    wait.until(lambda b: "interrupted" in b.find_element(By.ID, "progress-text").text)
+    wait.until(lambda b: b.find_element(By.CSS_SELECTOR, "#queue li.interrupted .status").text
+               == "interrupted")
 
     # Another, short job; its result is downloaded with its settings inside.
     _set(browser, "iterations", "4")
     browser.find_element(By.ID, "start").click()
-    wait.until(lambda b: b.find_elements(By.CSS_SELECTOR, "#history .item.done"))
-    link = browser.find_element(By.CSS_SELECTOR, "#history .item.done a.download")
+    href = wait.until(lambda b: b.find_element(
+        By.CSS_SELECTOR, "#history .item.done a.download").get_attribute("href"))
     cookies = "; ".join(f"{c['name']}={c['value']}" for c in browser.get_cookies())
-    request = urllib.request.Request(link.get_attribute("href"), headers={"Cookie": cookies})
+    request = urllib.request.Request(href, headers={"Cookie": cookies})
     with urllib.request.urlopen(request, timeout=10) as response:
         assert response.headers["Content-Type"] == "image/png"
         assert response.headers["Content-Disposition"].startswith("attachment")

@@ -16,7 +16,7 @@ Routes (all behind ``security.Guard``)::
     DELETE /jobs/{id}             abort: a running job stops, nothing is kept (409 if finished)
     POST   /jobs/{id}/interrupt   stop, keeping the picture so far (and a checkpoint)
     GET    /history               finished and interrupted pictures with their settings
-    POST   /history/{id}/resume   continue an interrupted style job
+    POST   /history/{id}/resume   continue an interrupted style job (its pictures, or others)
     DELETE /history/{id}          forget a picture
     GET    /outputs/{id}          a picture (``?download=1``: as an attachment)
     WS     /events                progress, previews and queue changes for this session
@@ -267,8 +267,10 @@ class Routes:
             if entry.get("status") != "interrupted" or checkpoint is None:
                 raise Conflict("this picture cannot be resumed", "only interrupted style "
                                "jobs keep what is needed to go on")
-            body = await _json(request)
-            task = self._task({**body, "kind": entry["kind"], "settings": entry["settings"]},
+            body = await _json(request)     # {"uploads": [...]}, or {} for the same pictures
+            uploads = body.get("uploads") or entry.get("uploads", [])
+            task = self._task({"uploads": uploads, "kind": entry["kind"],
+                               "settings": entry["settings"]},
                               _session(request, self.session_cookie), resume=str(checkpoint),
                               title=entry.get("title", "") + " (resumed)")
             self.worker.submit(task)

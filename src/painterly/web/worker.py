@@ -12,6 +12,7 @@ import logging
 import math
 import threading
 import time
+from pathlib import Path
 from dataclasses import asdict, dataclass, field
 from typing import Any, Callable, Optional
 
@@ -227,8 +228,9 @@ class Worker:
                  "created": task.created,
                  "seconds": round(time.time() - (task.started or task.created), 2),
                  "stopped_at": [task.step, task.total]}
-        if status == "interrupted":     # the picture so far carries no record: keep it here
+        if status == "interrupted":     # the picture so far carries no record: keep it here,
             entry["settings"] = forms.restorable(task.job.kind, asdict(task.job.config))
+            entry["uploads"] = [Path(p).stem for p in task.job.inputs]  # and what it painted
         self.store.remember(entry)
 
     def _finish(self, task: Task) -> None:

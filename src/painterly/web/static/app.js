@@ -285,8 +285,10 @@ function showProgress(p) {
   $("#progress-text").textContent = `${p.title} — step ${p.step}/${p.total} · ${p.stage} · ` +
     `${seconds(p.elapsed)} elapsed · ${p.eta === null ? "estimating" : seconds(p.eta) + " left"}`;
   $("#losses").textContent = Object.entries(p.losses).map(([k, v]) => `${k} ${Number(v).toPrecision(4)}`).join(" · ");
-  const total = Object.values(p.losses).reduce((a, b) => a + b, 0);
-  if (Number.isFinite(total) && total > 0) { state.curve.push(total); drawCurve(); }
+  // The curve follows the job's total (or its one objective), not the sum of its parts.
+  const name = "total" in p.losses ? "total" : Object.keys(p.losses)[0];
+  const value = p.losses[name];
+  if (Number.isFinite(value) && value > 0) { state.curveName = name; state.curve.push(value); drawCurve(); }
 }
 
 function drawCurve() {
@@ -304,7 +306,7 @@ function drawCurve() {
   g.stroke();
   g.fillStyle = "#666"; g.font = "11px sans-serif";
   g.textAlign = "right";
-  g.fillText("loss (log scale)", canvas.width - 6, 12);
+  g.fillText(`${state.curveName} (log scale)`, canvas.width - 6, 12);
 }
 
 function showPreview(p) {
@@ -347,12 +349,9 @@ function useAgain(kind, settings) {
 }
 
 async function resume(pic) {
-  const uploads = [];
-  const spec = state.forms.kinds[pic.kind];
-  if (pic.kind !== state.kind) return say(`Open the ${pic.kind} tab with the same pictures to resume.`);
-  for (const role of spec.inputs) uploads.push(...(state.inputs[role] || []).map((i) => i.id));
+  // The server still has the pictures the job started with (uploads are kept a day).
   try {
-    const job = await api("POST", `/history/${pic.id}/resume`, { uploads });
+    const job = await api("POST", `/history/${pic.id}/resume`, {});
     state.watched = job.id; state.curve = [];
     say("Resuming.", true);
   } catch (err) { say(err.message); }
