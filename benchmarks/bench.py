@@ -27,7 +27,7 @@ from painterly.features import STYLE_LAYERS, NetSpec, build_extractor
 from painterly.losses import gram_matrix
 from painterly.nets import get_net, layer_index
 from painterly.quality import distances, reference_extractor
-from painterly.transfer import PRESETS, TransferConfig
+from painterly.transfer import PRESETS, TransferConfig, starts_from_fast
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared" / "images"
@@ -140,8 +140,13 @@ def run_preset(name: str, cfg: TransferConfig, ref, trace_every: int) -> tuple[T
     trace = Trace(name)
     final_size = tuple(I.resize(_pair()[0], long_side=cfg.size).shape[-2:])
     tracer = _Tracer(trace, ref, final_size)
+    start = None
+    if starts_from_fast(cfg):  # quick: the fast network's picture, timed with the run
+        from painterly.fast import FastConfig, fast_stylize
+        start = fast_stylize(I.resize(_pair()[0], long_side=cfg.size), _pair()[1],
+                             FastConfig(size=0))
     out = painterly.stylize(_pair()[0], [_pair()[1]], cfg, callback=tracer,
-                            preview_every=trace_every)
+                            preview_every=trace_every, init_picture=start)
     trace.seconds = tracer.clock()
     trace.final = distances(out, *_pair(), ref)
     return trace, out

@@ -27,11 +27,17 @@ from .optim import LBFGS_HISTORY, OPTIMIZERS, optimize
 from .progress import Callback, Tracker
 from .weights import read_checkpoint
 
-INITS = ("content", "noise")
+INITS = ("content", "noise", "fast")  # fast: painterly fast's picture (the jobs layer paints it)
 PRESERVE_COLOR = ("none", "luminance", "histogram")
 # Iterations per scale, coarsest first (256 → 362 → 512 px for the default size); a larger
 # --size adds finer scales that repeat the last count. Measured in benchmarks/bench.py.
-PRESETS = {"draft": (80, 30, 15), "default": (150, 60, 40), "high": (300, 150, 100)}
+# quick starts from the fast network's picture (init "fast", unless `init` is noise or a
+# file): 20 iterations at 256 px lay the painting's strokes and motifs over it (at 256 px an
+# iteration costs a quarter of one at 512), the middle scale is skipped (the picture is only
+# carried up), and 10 at 512 px put back the fine texture. docs/performance.md shows the choice.
+PRESETS = {"quick": (20, 0, 10), "draft": (80, 30, 15), "default": (150, 60, 40),
+           "high": (300, 150, 100)}
+QUICK = "quick"
 
 
 @dataclass(frozen=True)
@@ -41,7 +47,7 @@ class TransferConfig(NetOptions):
     size: int = 512                      # long side of the output, pixels
     min_size: int = 256                  # coarse-to-fine starts here and grows ×√2
     iterations: tuple[int, ...] = ()     # per scale, coarse to fine; () = from `quality`
-    quality: str = "default"             # a preset schedule: draft, default or high
+    quality: str = "default"             # a preset schedule: quick, draft, default or high
     content_layers: tuple[str, ...] = ("relu4_2",)
     style_layers: tuple[str, ...] = STYLE_LAYERS
     style_layer_weights: tuple[float, ...] = ()   # () = equal
@@ -52,7 +58,7 @@ class TransferConfig(NetOptions):
     style_scale: float = 1.0             # style picture's long side relative to the output's
     optimizer: str = "lbfgs"
     lr: Optional[float] = None           # None: 1.0 for L-BFGS, 0.02 for Adam
-    init: str = "content"                # "content", "noise", or a picture file
+    init: str = "content"                # "content", "noise", "fast" or a picture file
     preserve_color: str = "none"
     seed: int = 0
 
@@ -123,8 +129,13 @@ def stylize(content: I.ImageLike, styles: Sequence[I.ImageLike] | I.ImageLike,
             config: TransferConfig = TransferConfig(), callback: Optional[Callback] = None,
             cancel: Optional[threading.Event] = None,
             resume_from: Union[None, dict, str, os.PathLike] = None,
-            check_memory_first: bool = True, preview_every: int = 0) -> torch.Tensor:
+            check_memory_first: bool = True, preview_every: int = 0,
+            init_picture: Optional[I.ImageLike] = None) -> torch.Tensor:
     """Paint ``content`` in the style of ``styles``; returns a [1, 3, H, W] picture in [0, 1].
+
+    ``init_picture``: the picture the coarsest scale starts from instead of `init`'s (for
+    `init` fast and the quick preset, painterly fast's picture: the jobs layer paints it;
+    without it the quick preset starts from the content).
 
     ``callback`` gets a :class:`Progress` event per iteration, with the picture attached to
     every ``preview_every``-th one. On ``cancel`` it raises :class:`Cancelled` whose
@@ -135,7 +146,7 @@ def stylize(content: I.ImageLike, styles: Sequence[I.ImageLike] | I.ImageLike,
     (:func:`estimate_peak_bytes`) exceeds the memory available.
     """
     return Stylist(config, styles)(content, callback, cancel, resume_from, check_memory_first,
-                                   preview_every)
+                                   preview_every, init_picture=init_picture)
 
 
 class Stylist:
@@ -161,11 +172,13 @@ class Stylist:
                  resume_from: Union[None, dict, str, os.PathLike] = None,
                  check_memory_first: bool = True, preview_every: int = 0,
                  start: Optional[torch.Tensor] = None, temporal: Optional[TemporalTerm] = None,
-                 iterations: Optional[int] = None) -> torch.Tensor:
+                 iterations: Optional[int] = None,
+                 init_picture: Optional[torch.Tensor] = None) -> torch.Tensor:
         """Paint one photo (see :func:`stylize`). For video frames: ``start`` is the picture
         to start from instead of the config's ``init``, ``temporal`` adds Ruder's temporal
         term, ``iterations`` replaces the finest scale's count; with ``start`` only the
-        finest scale runs."""
+        finest scale runs. ``init_picture``: a picture the coarsest scale starts from instead of the
+        config's ``init``, every scale then running (the quick preset: the fast network's)."""
         cfg, device = self.cfg, self.device
         sizes, steps = self.sizes, list(self.steps)
         if start is not None:
@@ -192,7 +205,7 @@ class Stylist:
         tracker = Tracker("style", sum(steps), callback, cancel, preview_every)
         painting = _Painting(cfg, self.extractor, photo, paintings, self.blend, fingerprint,
                              tracker, grams, temporal)
-        x = painting.scales(sizes, steps, checkpoint, start)
+        x = painting.scales(sizes, steps, checkpoint, start, init_picture)
         if cfg.preserve_color == "luminance":
             x = I.transfer_luminance(x, photo)
         return x.cpu()
@@ -221,7 +234,8 @@ class _Painting:
     temporal: Optional[TemporalTerm] = None
 
     def scales(self, sizes: list[int], steps: list[int], checkpoint: Optional[dict],
-               start: Optional[torch.Tensor] = None) -> torch.Tensor:
+               start: Optional[torch.Tensor] = None,
+               init_picture: Optional[torch.Tensor] = None) -> torch.Tensor:
         """Optimise at each scale from the coarsest (or the checkpoint's) up, carrying the
         picture up from scale to scale."""
         first, resume = 0, None
@@ -232,6 +246,10 @@ class _Painting:
             x = checkpoint["picture"].to(self.photo.device)
         elif start is not None:
             x = start.to(self.photo.device).contiguous()
+        elif init_picture is not None:
+            x = I.resize(I.load_image(init_picture).to(self.photo.device),
+                         size=tuple(I.resize(self.photo, long_side=sizes[0]).shape[-2:]))
+            x = x.contiguous()
         else:
             x = _initial_picture(self.cfg, self.photo, sizes[0])
         for k in range(first, len(sizes)):
@@ -420,8 +438,17 @@ def _blend_weights(cfg: TransferConfig, n: int) -> list[float]:
     return [w / total for w in cfg.style_weights]
 
 
+def starts_from_fast(cfg: TransferConfig) -> bool:
+    """Whether the run starts from the fast network's picture: `init` fast, or the quick
+    preset with the default `init` (content)."""
+    return cfg.init == "fast" or (cfg.quality == QUICK and cfg.init == "content")
+
+
 def _initial_picture(cfg: TransferConfig, photo: torch.Tensor, long_side: int) -> torch.Tensor:
     start = I.resize(photo, long_side=long_side)
+    if cfg.init == "fast":
+        raise ConfigError("`init` fast needs the fast network's picture",
+                          "run the style job (painterly.jobs), or pass it as init_picture")
     if cfg.init == "content":
         return start
     if cfg.init == "noise":

@@ -5,7 +5,8 @@ from pathlib import Path
 
 from .. import image as I
 from ..errors import Cancelled, ConfigError, DivergedError
-from ..transfer import INITS, Stylist, TransferConfig, save_checkpoint, stylize
+from ..transfer import (INITS, Stylist, TransferConfig, save_checkpoint, starts_from_fast,
+                        stylize)
 from . import batch, clip, provenance
 from .job import Job, Outcome, RunOptions, Watcher, preview_cadence
 from .outputs import OutputLock, checkpoint_path, rescue_path
@@ -42,13 +43,16 @@ def painter(job: Job) -> batch.Paint:
     cfg: TransferConfig = job.config
     style_files = list(job.inputs[1:])
     style_side = max(I.MIN_SIDE, round(cfg.size * cfg.style_scale))
-    stylist = Stylist(cfg, [job.reading.load(s, work_size=style_side) for s in style_files])
+    paintings = [job.reading.load(s, work_size=style_side) for s in style_files]
+    stylist = Stylist(cfg, paintings)
+    starter = FastStart(cfg) if starts_from_fast(cfg) else None
 
     def paint(source: str, out: Path, ask: dict):
         photo = job.reading.load(source, work_size=cfg.size)
         watcher = Watcher(ask.get("callback"), 0, out)
         picture = stylist(photo, callback=watcher, cancel=ask.get("cancel"),
-                          preview_every=ask.get("preview_every", 0))
+                          preview_every=ask.get("preview_every", 0),
+                          init_picture=starter(photo, paintings) if starter else None)
         rec = provenance.record("style", {"content": source, "styles": style_files}, out, cfg,
                                 watcher.seconds, watcher.losses, stages=watcher.stages)
         return picture, rec
@@ -62,11 +66,13 @@ def _paint(job: Job, output: Path, options: RunOptions) -> Outcome:
     style_side = max(I.MIN_SIDE, round(cfg.size * cfg.style_scale))
     styles = [job.reading.load(s, work_size=style_side) for s in style_files]
     watcher = Watcher(options.callback, options.snapshot_every, output)
+    start = FastStart(cfg)(photo, styles) if starts_from_fast(cfg) and not job.resume else None
     try:
         picture = stylize(photo, styles, cfg, callback=watcher, cancel=options.cancel,
                           resume_from=job.resume,
                           preview_every=preview_cadence(options.preview_every,
-                                                        options.snapshot_every))
+                                                        options.snapshot_every),
+                          init_picture=start)
     except Cancelled as exc:
         raise interrupted(exc, output) from exc
     except DivergedError as exc:
@@ -77,6 +83,19 @@ def _paint(job: Job, output: Path, options: RunOptions) -> Outcome:
                             watcher.seconds, watcher.losses, stages=watcher.stages)
     I.save_image(picture, output, metadata=provenance.png_text(rec), overwrite=job.overwrite)
     return Outcome(output, rec)
+
+
+class FastStart:
+    """The quick preset's (and `init` fast's) starting picture: painterly fast's painting of
+    the photo, the same paintings blended by the same weights; the networks load once."""
+
+    def __init__(self, cfg: TransferConfig):
+        from ..fast import FastConfig, FastStylizer
+        self.stylizer = FastStylizer(FastConfig(size=0, style_weights=cfg.style_weights,
+                                                device=cfg.device))
+
+    def __call__(self, photo, paintings):
+        return self.stylizer(photo, paintings)
 
 
 def interrupted(exc: Cancelled, output: Path) -> Cancelled:
