@@ -26,8 +26,7 @@ def test_ray_engine_paints_the_same_bytes_as_the_local_engine(tiny_decoder, tmp_
     local = json.loads(capsys.readouterr().out)
     (tmp_path / "ray").mkdir()
     I.save_image(picture(40, 56, seed=0), tmp_path / "ray" / "p0.png")  # painted before: skipped
-    assert cli.main(base + ["-o", str(tmp_path / "ray"), "--engine", "ray", "--workers", "2",
-                            "--threads-per-worker", "1"]) == 3
+    assert cli.main(base + ["-o", str(tmp_path / "ray"), "--engine", "ray", "--workers", "2"]) == 3
     captured = capsys.readouterr()
     remote = json.loads(captured.out)
     assert "bad.png" in captured.err and "1 of 5 pictures could not be stylised" in captured.err
@@ -54,7 +53,7 @@ def test_ray_paints_a_videos_chunks_and_the_temporal_pass_follows_in_order(tiny_
     try:
         remote = run_job(Job("fast", (str(clip), str(tmp_path / "style.png")), config,
                              str(tmp_path / "ray.mp4")),
-                         RunOptions(engine=RayEngine(workers=2)))
+                         RunOptions(engine=RayEngine(workers=2, threads_per_worker=1)))
     finally:
         ray.shutdown()
     assert remote.record["video"] == local.record["video"]

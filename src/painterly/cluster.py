@@ -62,15 +62,20 @@ class Worker:
 class RayEngine:
     """Paint a folder's pictures on Ray actors: a local Ray started for the job (``address``
     None) or an existing cluster (``"auto"`` or ``"HOST:PORT"``); ``workers`` actors (0: as
-    many as the cluster's CPUs allow at ``threads_per_worker`` each)."""
+    many as the cluster's CPUs allow at ``threads_per_worker`` each); ``threads_per_worker``
+    0: as many as torch uses here, so the pictures are the local engine's bytes (with other
+    counts, floating-point sums split differently across threads move a few pixels by 1/255)."""
 
     name = "ray"
 
     def __init__(self, address: Optional[str] = None, workers: int = 0,
-                 threads_per_worker: int = 1, retries: int = 2):
+                 threads_per_worker: int = 0, retries: int = 2):
         check_option(workers >= 0, "workers", workers, "an integer ≥ 0 (0 = as many as fit)")
-        check_option(threads_per_worker >= 1, "threads_per_worker", threads_per_worker,
-                     "an integer ≥ 1")
+        check_option(threads_per_worker >= 0, "threads_per_worker", threads_per_worker,
+                     "an integer ≥ 0 (0 = as many as a local run uses)")
+        if not threads_per_worker:
+            import torch
+            threads_per_worker = torch.get_num_threads()
         self.address, self.workers, self.threads, self.retries = (address, workers,
                                                                   threads_per_worker, retries)
         self.startup_seconds = 0.0  # Ray's start and the actors' loading, for benchmarks
@@ -177,6 +182,11 @@ class _Actors:
         self.started_here = engine._start(ray)
         cpus = int(ray.cluster_resources().get("CPU", 1))
         n = min(self.at_most, engine.workers or max(1, cpus // engine.threads))
+        if n * engine.threads > cpus:  # Ray would wait for CPUs that never come
+            self.__exit__()
+            raise ConfigError(f"{n} workers of {engine.threads} threads need {n * engine.threads} "
+                              f"CPUs; the Ray cluster has {cpus}",
+                              "lower `workers` or `threads_per_worker`")
         remote = ray.remote(num_cpus=engine.threads, max_restarts=engine.retries,
                             max_task_retries=engine.retries)(Worker)
         self.actors = [remote.remote(self.job, engine.threads) for _ in range(n)]

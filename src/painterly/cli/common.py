@@ -173,9 +173,9 @@ def add_engine_flags(p) -> None:
     g.add_argument("--workers", type=int, default=0,
                    help="with --engine ray: actors; 0 = one per --threads-per-worker CPUs "
                    "of the cluster (%(default)s)")
-    g.add_argument("--threads-per-worker", type=int, default=1,
-                   help="with --engine ray: CPU threads each actor asks for and uses "
-                   "(%(default)s)")
+    g.add_argument("--threads-per-worker", type=int, default=0,
+                   help="with --engine ray: CPU threads each actor asks for and uses; 0 = as "
+                   "many as a local run uses, which gives the local run's bytes (%(default)s)")
 
 
 def engine_from_args(args):

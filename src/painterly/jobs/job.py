@@ -78,9 +78,9 @@ class Clip:
 class Job:
     """One piece of work: a kind, its input pictures, its config and where it goes.
 
-    ``inputs``: style and fast take (photo, painting, …) — for fast the photo may be a folder —
-    dream and activations take (picture,), top-patches (folder or tar,), reconstruct (photo,
-    painting), features none. ``output`` None: the default name (``jobs.default_output``).
+    ``inputs``: style and fast take (photo, painting, …) — the photo may be a folder or a
+    video — dream (picture or folder,), activations (picture,), top-patches (folder or tar,),
+    reconstruct (photo, painting), features none. ``output`` None: the default name (``jobs.default_output``).
     ``resume``: a style checkpoint to continue. ``animation``: dream only. ``clip``: how a
     video input is painted (fast and style; None = the defaults).
     """
