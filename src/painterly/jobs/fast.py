@@ -5,7 +5,8 @@ import time
 from pathlib import Path
 
 from ..fast import FastConfig, FastStylizer
-from . import batch, clip, provenance
+from ..video import is_video
+from . import batch, provenance
 from .batch import is_folder
 from .job import Job, Outcome, RunOptions
 
@@ -18,7 +19,8 @@ def check(job: Job, output: Path):
     source = job.inputs[0]
     if is_folder(source):
         return batch.check(job, output)
-    if clip.is_video(source):
+    if is_video(source):
+        from . import clip  # videos only: it brings the optimiser and optical flow
         return clip.check(job, output)
     I.check_output_path(output, overwrite=job.overwrite, inputs=job.inputs)
     return [(source, output)]
@@ -49,7 +51,8 @@ def run(job: Job, output: Path, options: RunOptions, todo) -> Outcome:
     inputs = {"content": job.inputs[0], "styles": list(job.inputs[1:])}
     if is_folder(job.inputs[0]):
         return batch.run_folder(job, output, options, todo, inputs, failed_to="stylised")
-    if clip.is_video(job.inputs[0]):
+    if is_video(job.inputs[0]):
+        from . import clip
         return clip.run_fast(job, output, options, todo)
     started = time.perf_counter()
     item = batch.paint_one(job, painter(job), job.inputs[0], output, {})
