@@ -67,7 +67,7 @@ def test_types_and_help_come_from_the_dataclass():
     assert fast["work_size"].help.endswith("0 = full size")
     style = {s.name: s for s in forms.describe("style")}
     assert style["lr"].optional and style["lr"].type == "float"
-    assert style["quality"].choices == ("draft", "default", "high")
+    assert style["quality"].choices == ("quick", "draft", "default", "high")
 
 
 def test_answers_are_converted_and_refusals_name_the_setting():
