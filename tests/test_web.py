@@ -175,6 +175,23 @@ def test_every_kind_runs_from_the_page(client, kind, inputs, settings):
     assert picture.format == "PNG"
 
 
+def test_built_in_paintings_are_offered_and_taken_like_uploads(client):
+    styles = client.get("/styles").json()["styles"]
+    assert [s["name"] for s in styles][:1] and all(s["label"] for s in styles)
+    name = styles[0]["name"]
+    picture = client.get(f"/styles/{name}")
+    assert picture.headers["content-type"] == "image/jpeg" and picture.content[:2] == b"\xff\xd8"
+    assert client.get("/styles/..%2Fprovenance.json").status_code == 404
+    assert client.get("/styles/nope").status_code == 404
+    painting = client.post(f"/uploads/styles/{name}", headers=TOKEN)
+    assert painting.status_code == 201
+    bad = client.post("/uploads/styles/nope", headers=TOKEN)
+    assert bad.status_code == 400 and name in bad.json()["hint"]
+    job = submit(client, "fast", [upload(client, png(1)), painting.json()["id"]],
+                 {"size": 64, "work_size": 64})
+    assert wait(client, job["id"])["status"] == "done"
+
+
 def test_mistakes_are_plain_sentences_with_a_status(client):
     photo = upload(client, png(1))
     cases = [({"kind": "style", "uploads": [photo], "settings": {}}, 400, "needs photo and painting"),

@@ -10,6 +10,9 @@ Routes (all behind ``security.Guard``)::
     GET    /static/{name}         its script and style
     GET    /forms                 each kind's settings, defaults, choices and bounds
     POST   /uploads               a picture as the request body -> {id, width, height}
+    POST   /uploads/styles/{name} a built-in painting as an upload -> the same
+    GET    /styles                the built-in paintings: [{name, label}]
+    GET    /styles/{name}         one of them (JPEG)
     POST   /settings              a painterly PNG as the body -> {kind, settings}
     GET    /jobs                  this session's jobs and the queue's length
     POST   /jobs                  {kind, uploads: [ids], settings, resume?} -> a job (429 if full)
@@ -41,6 +44,7 @@ from starlette.websockets import WebSocket
 
 from ..errors import ConfigError, PainterlyError
 from ..image import ReadOptions, format_bytes
+from .. import styles as builtin_styles
 from ..jobs import Job, check_job, forms
 from .security import Guard, cookie_names
 from .store import ID, NotFound, Store, default_home, new_id
@@ -140,6 +144,8 @@ class Routes:
     def routes(self) -> list:
         return [Route("/", self.page), Route("/static/{name}", self.static),
                 Route("/forms", self.forms), Route("/uploads", self.upload, methods=["POST"]),
+                Route("/uploads/styles/{name}", self.upload_style, methods=["POST"]),
+                Route("/styles", self.styles), Route("/styles/{name}", self.style_picture),
                 Route("/settings", self.settings, methods=["POST"]),
                 Route("/jobs", self.jobs, methods=["GET"]),
                 Route("/jobs", self.submit, methods=["POST"]),
@@ -198,6 +204,26 @@ class Routes:
         elif "`" in exc.hint:
             exc.hint = "re-export it as PNG or JPEG"
         return exc
+
+    async def upload_style(self, request: Request) -> Response:
+        """A built-in painting as an upload, so a job takes it like any other picture."""
+        async def work():
+            data = builtin_styles.path(request.path_params["name"]).read_bytes()
+            upload = await asyncio.to_thread(self.store.add_upload, data)
+            return JSONResponse({"id": upload.id, "width": upload.width,
+                                 "height": upload.height, "format": upload.format}, 201)
+        return await _answer(work)
+
+    async def styles(self, request: Request) -> Response:
+        return JSONResponse({"styles": [{"name": name, "label": builtin_styles.label(name)}
+                                        for name in builtin_styles.names()]})
+
+    async def style_picture(self, request: Request) -> Response:
+        name = request.path_params["name"]
+        if name not in builtin_styles.names():      # only the shipped names reach a path
+            return _error(404, "no such built-in painting")
+        return FileResponse(builtin_styles.path(name), media_type="image/jpeg",
+                            headers={"cache-control": "max-age=3600"})
 
     async def settings(self, request: Request) -> Response:
         async def work():

@@ -22,7 +22,7 @@ const MAIN = {
 };
 const ROLE_LABEL = { photo: "Photo", painting: "Painting", picture: "Picture" };
 
-const state = { forms: null, kind: "style", inputs: {}, watched: null, curve: [], jobs: [] };
+const state = { styles: [], forms: null, kind: "style", inputs: {}, watched: null, curve: [], jobs: [] };
 const $ = (sel) => document.querySelector(sel);
 
 function el(tag, attrs = {}, ...children) {
@@ -161,8 +161,32 @@ function renderInputs() {
     dropTarget(zone, (files) => addFiles(role, files, many));
     const thumbs = el("div", { class: "thumbs", id: "thumbs-" + role });
     for (const item of state.inputs[role] || []) thumbs.append(thumb(role, item, many));
-    box.append(el("div", { class: "role" }, zone, thumbs));
+    const offer = role === "painting" && state.styles.length ? builtins(many) : "";
+    box.append(el("div", { class: "role" }, zone, offer, thumbs));
   }
+}
+
+function builtins(many) {
+  // The paintings painterly ships: a click adds one like an uploaded painting.
+  const row = el("div", { class: "builtins" }, el("span", {}, "or a built-in painting:"));
+  for (const style of state.styles) {
+    row.append(el("button", { type: "button", class: "builtin", "data-name": style.name, title: style.label,
+      onclick: () => addBuiltin(style, many) }, el("img", { src: `/styles/${style.name}`, alt: style.label })));
+  }
+  return row;
+}
+
+async function addBuiltin(style, many) {
+  const item = { name: style.name, url: `/styles/${style.name}`, id: null, weight: 1 };
+  state.inputs.painting = many ? [...(state.inputs.painting || []), item] : [item];
+  renderInputs();
+  try {
+    Object.assign(item, await api("POST", `/uploads/styles/${style.name}`));
+  } catch (err) {
+    state.inputs.painting = state.inputs.painting.filter((i) => i !== item);
+    say(`${style.name}: ${err.message}`);
+  }
+  renderInputs();
 }
 
 function thumb(role, item, many) {
@@ -396,6 +420,7 @@ function connect() {
 
 async function main() {
   state.forms = await api("GET", "/forms");
+  state.styles = (await api("GET", "/styles")).styles;
   for (const b of document.querySelectorAll("#tabs button"))
     b.addEventListener("click", () => selectKind(b.dataset.kind));
   $("#start").addEventListener("click", (e) => { e.preventDefault(); start(); });
