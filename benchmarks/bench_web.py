@@ -24,6 +24,7 @@ import time
 from pathlib import Path
 
 from selenium import webdriver
+from selenium.common.exceptions import StaleElementReferenceException
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import WebDriverWait
 
@@ -52,7 +53,8 @@ def one_run(screenshot: Path | None) -> dict:
         line = server.stdout.readline()
         printed = time.perf_counter()
         driver.get(re.search(r"http://\S+", line).group(0))
-        wait = WebDriverWait(driver, 120, poll_frequency=0.02)
+        wait = WebDriverWait(driver, 120, poll_frequency=0.02,     # the page redraws
+                             ignored_exceptions=(StaleElementReferenceException,))
         wait.until(lambda d: d.find_elements(By.ID, "setting-size"))
         page_ready = time.perf_counter() - printed
         driver.find_element(By.ID, "file-photo").send_keys(str(IMAGES / "content/tubingen.jpg"))
@@ -73,7 +75,8 @@ def one_run(screenshot: Path | None) -> dict:
         step_at_click = int(re.search(r"step (\d+)/", driver.find_element(
             By.ID, "progress-text").text).group(1))
         clicked = time.perf_counter()
-        driver.find_element(By.CSS_SELECTOR, "#queue .interrupt").click()
+        wait.until(lambda d: d.find_element(By.CSS_SELECTOR, "#queue .interrupt").click()
+                   or True)
         wait.until(lambda d: d.find_elements(By.CSS_SELECTOR, "#queue li.interrupted"))
         interrupt = time.perf_counter() - clicked
         text = driver.find_element(By.ID, "progress-text").text
