@@ -190,8 +190,7 @@ class Routes:
                 upload = await asyncio.to_thread(self.store.add_upload, data)
             except PainterlyError as exc:
                 raise self._for_the_page(exc) from exc
-            return JSONResponse({"id": upload.id, "width": upload.width,
-                                 "height": upload.height, "format": upload.format}, 201)
+            return _uploaded(upload)
         return await _answer(work)
 
     def _for_the_page(self, exc: PainterlyError) -> PainterlyError:
@@ -210,8 +209,7 @@ class Routes:
         async def work():
             data = builtin_styles.path(request.path_params["name"]).read_bytes()
             upload = await asyncio.to_thread(self.store.add_upload, data)
-            return JSONResponse({"id": upload.id, "width": upload.width,
-                                 "height": upload.height, "format": upload.format}, 201)
+            return _uploaded(upload)
         return await _answer(work)
 
     async def styles(self, request: Request) -> Response:
@@ -341,6 +339,12 @@ class Routes:
         finally:
             sender.cancel()
             self.hub.queues.get(session, set()).discard(queue)
+
+
+def _uploaded(upload) -> Response:
+    """What the page learns of an upload: its opaque id and its size, never its path."""
+    return JSONResponse({"id": upload.id, "width": upload.width, "height": upload.height,
+                         "format": upload.format}, 201)
 
 
 def _session(request: Request, name: str) -> str:
