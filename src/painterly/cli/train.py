@@ -43,6 +43,9 @@ def _add_train_parser(sub) -> None:
     p.add_argument("--input-encoder", default=TRAIN.input_encoder, metavar="SLIM",
                    help="paint from the features of this slim encoder file from distill-fast "
                    "('slim': painterly's own) instead of VGG16's; the losses stay on VGG16")
+    p.add_argument("--skips", action="store_true",
+                   help="join the input encoder's relu3_1, relu2_1 and relu1_1 into the decoder "
+                   "(sharper edges); with --init a plain decoder, its joins start at zero")
     p.add_argument("--weights", default=TRAIN.weights, help="VGG16 weights: name or file")
     p.add_argument("--device", default=TRAIN.device)
     p.add_argument("--precision", choices=("auto", "fp32", "bf16"), default=TRAIN.precision)

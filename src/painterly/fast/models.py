@@ -18,7 +18,8 @@ from .. import weights
 from ..errors import ConfigError, WeightsError
 from ..features import FeatureExtractor
 from ..nets import NETS, vgg_features
-from ..nets.decoder import DECODER_WIDTHS, INPUT_SCALE, build_decoder, check_widths
+from ..nets.decoder import (DECODER_WIDTHS, INPUT_SCALE, SKIP_LAYERS, SkipDecoder, build_decoder,
+                           check_widths)
 
 ENCODER_LAYER = "relu4_1"
 STATS_LAYERS = ("relu1_1", "relu2_1", "relu3_1", "relu4_1")  # the training style loss
@@ -47,8 +48,9 @@ def slim_metadata(width: float, convention: str, teacher: str, **extra) -> dict[
     return {**meta, **{k: str(v) for k, v in extra.items()}}
 
 
-def load_decoder(path: str | Path | None = None) -> tuple[nn.Sequential, dict[str, str]]:
-    """Load a decoder from a safetensors file (painterly's own by default); returns it and its metadata."""
+def load_decoder(path: str | Path | None = None) -> tuple[nn.Module, dict[str, str]]:
+    """Load a decoder from a safetensors file (painterly's own by default); returns it and its
+    metadata. A decoder with skips (``skip_channels`` in its metadata) is a SkipDecoder."""
     state, meta, path = weights.read_model(
         path, DECODER_MODEL, "reinstall painterly, or train one with `painterly train-fast`")
     scale = float(meta.get("scale", 1.0))
@@ -57,16 +59,24 @@ def load_decoder(path: str | Path | None = None) -> tuple[nn.Sequential, dict[st
     except (ValueError, ConfigError) as exc:
         raise WeightsError(f"{path} has unreadable decoder widths", "pass a file made by "
                            "train-fast") from exc
-    decoder = build_decoder(int(meta.get("in_channels", 512)), scale,
-                            float(meta.get("input_scale", INPUT_SCALE)), widths)
+    input_scale = float(meta.get("input_scale", INPUT_SCALE))
+    decoder = build_decoder(int(meta.get("in_channels", 512)), scale, input_scale, widths)
+    if "skip_channels" in meta:
+        try:
+            channels = [int(c) for c in json.loads(meta["skip_channels"])]
+            decoder = SkipDecoder(decoder, channels, input_scale)
+        except (ValueError, TypeError, ConfigError) as exc:
+            raise WeightsError(f"{path} has unreadable skip channels", "pass a file made by "
+                               "train-fast") from exc
     _load_into(decoder, state, path, "decoder", "train-fast")
     return decoder.eval().requires_grad_(False), meta
 
 
-def load_slim_encoder(path: str | Path | None, device: torch.device,
-                      precision: str) -> tuple[FeatureExtractor, Optional[str]]:
-    """The distilled encoder from its safetensors file (painterly's own by default), and
-    the teacher whose relu4_1 it mimics (None for a tiny test teacher)."""
+def load_slim_encoder(path: str | Path | None, device: torch.device, precision: str,
+                      layers: tuple[str, ...] = (ENCODER_LAYER,)
+                      ) -> tuple[FeatureExtractor, Optional[str]]:
+    """The distilled encoder from its safetensors file (painterly's own by default), giving
+    ``layers``, and the teacher whose relu4_1 it mimics (None for a tiny test teacher)."""
     state, meta, path = weights.read_model(path, SLIM_MODEL,
                                            "reinstall painterly, or set `model` to vgg16")
     net = vgg_features(SLIM_ARCH, width=float(meta.get("width", 1.0)))
@@ -76,7 +86,7 @@ def load_slim_encoder(path: str | Path | None, device: torch.device,
     if convention not in (weights.CAFFE_BGR, weights.TORCHVISION_RGB):
         raise WeightsError(f"{path} has an unknown input convention {convention!r}",
                            "pass a file made by `painterly distill-fast`")
-    encoder = FeatureExtractor(net, SLIM_ARCH, convention, (ENCODER_LAYER,), precision)
+    encoder = FeatureExtractor(net, SLIM_ARCH, convention, layers, precision)
     teacher = meta.get("teacher", "vgg16-caffe")
     unchecked = teacher in NETS and not NETS[teacher].pretrained  # the tiny test teacher
     return encoder.to(device), None if unchecked else teacher

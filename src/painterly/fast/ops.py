@@ -94,6 +94,41 @@ def target_features(content: torch.Tensor, style: StyleStats, whiten: float,
     return target
 
 
+TEXTURE_SEED = 0      # the noise is the same on every call: reruns and video frames agree
+FLAT_WINDOW = 9       # positions (72 px at relu4_1) over which flatness is judged
+
+
+def seed_texture(features: torch.Tensor, amount: float,
+                 reference: Optional[torch.Tensor] = None) -> torch.Tensor:
+    """The content features with noise where the photo is flat, for the painting's strokes
+    to grow from.
+
+    Departure from AdaIN and WCT: both carry the photo's own variation over at each position,
+    so where the photo has none (a clear sky, a wall) the decoder paints a flat patch in the
+    painting's mean colour, where a painter would lay strokes. Gatys et al.'s optimisation
+    starts from noise, and Ulyanov et al.'s texture networks paint from noise, for the same
+    reason. Here each position gets Gaussian noise scaled by the channel's deviation and by
+    how flat its neighbourhood is: 1 where the features do not vary at all, 0 where they vary
+    as much as on average, so edges and detail are left as they were. ``reference``: the part
+    of ``features`` whose statistics count (default all of it). The noise is drawn from a
+    fixed seed, so that a photo always gets the same picture.
+    """
+    if amount <= 0:
+        return features
+    reference = features if reference is None else reference
+    mean = reference.mean((2, 3), keepdim=True)
+    std = reference.std((2, 3), keepdim=True, correction=0)
+    energy = (features - mean).float().norm(dim=1, keepdim=True)          # [B, 1, H, W]
+    local = nn.functional.avg_pool2d(energy, FLAT_WINDOW, 1, FLAT_WINDOW // 2,
+                                     count_include_pad=False)
+    typical = (reference - mean).float().norm(dim=1).mean().clamp_min(EPS)
+    flat = (1 - local / typical).clamp(0, 1)
+    gen = torch.Generator().manual_seed(TEXTURE_SEED)
+    noise = torch.randn(features.shape, generator=gen).to(features.device, features.dtype)
+    # ReLU features are never negative; the decoder never saw negative ones.
+    return (features + amount * noise * std * flat.to(features.dtype)).clamp_min(0)
+
+
 def mirror_pad(x: torch.Tensor, margin: int) -> torch.Tensor:
     """``margin`` pixels of mirrored border on each side. A side shorter than the margin is
     mirrored again and again (reflection padding stops at the picture's own size); a

@@ -22,15 +22,16 @@ from ..errors import ConfigError, WeightsError, check_option
 from ..features import NetSpec, build_extractor
 from ..image import ImageLike, load_image, match_color, resize, transfer_luminance
 from ..nets import get_net
-from ..nets.decoder import fuse_upsampling
+from ..nets.decoder import SKIP_LAYERS, SkipDecoder, fuse_upsampling
 from .models import ENCODER_LAYER, ENCODERS, features_name, load_decoder, load_slim_encoder
-from .ops import (StyleStats, blend_weights, mirror_pad, style_statistics, target_features,
-                  whitening)
+from .ops import (StyleStats, adain, blend_weights, feature_stats, mirror_pad, seed_texture,
+                  style_statistics, target_features, whitening)
 
 # Pixels of mirrored border around the photo while it is encoded and decoded. relu4_1 and
 # the decoder see ~100 px around each pixel: with 16 px the frame VGG's zero padding leaves
 # still showed as horizontal streaks along the top of skies; 32 px moves them out of view.
 MARGIN = 32
+STRIDES = {"relu1_1": 1, "relu2_1": 2, "relu3_1": 4, "relu4_1": 8}  # pixels per position
 
 
 @dataclass(frozen=True)
@@ -43,6 +44,8 @@ class FastConfig:
     style_size: int = 0                  # long side of the style picture; 0 = the work size
     strength: float = 1.0                # α: 0 = the photo re-rendered, 1 = full style
     whiten: float = 0.5                  # blend of AdaIN (0) and WCT's whole covariance (1)
+    texture: float = 2.0                 # noise where the photo is flat, for the painting's
+                                         # strokes to grow from (skies, walls); 0 = none
     style_weights: tuple[float, ...] = ()  # blend of several styles; () = equal
     preserve_color: str = "none"         # none, luminance or histogram
     decoder: Optional[str] = None        # a decoder file; None = painterly's own
@@ -60,6 +63,7 @@ class FastConfig:
                      self.style_size, "0 or an integer ≥ 32")
         check_option(0.0 <= self.strength <= 1.0, "strength", self.strength, "a number in [0, 1]")
         check_option(0.0 <= self.whiten <= 1.0, "whiten", self.whiten, "a number in [0, 1]")
+        check_option(0.0 <= self.texture <= 4.0, "texture", self.texture, "a number in [0, 4]")
         check_option(all(w >= 0 for w in self.style_weights) and
                      (not self.style_weights or sum(self.style_weights) > 0),
                      "style_weights", self.style_weights, "numbers ≥ 0, not all 0")
@@ -75,23 +79,31 @@ class FastStylizer:
         self.cfg = config
         self.device = pick_device(config.device)
         self.precision = resolve_precision(config.precision, self.device)
-        self.encoder, speaks = self._build_encoder(config)
+        meta = {}
         if decoder is None:
             decoder, meta = load_decoder(config.decoder)
-            trained_on = meta.get("encoder", "vgg16-caffe")
-            if speaks and trained_on != speaks:
-                raise WeightsError(f"decoder was trained on {trained_on}, the encoder gives "
-                                   f"{speaks}'s features", "use the decoder's encoder")
+        self.skips = SKIP_LAYERS if isinstance(decoder, SkipDecoder) else ()
+        self.encoder, speaks = self._build_encoder(config, (ENCODER_LAYER, *self.skips))
+        trained_on = meta.get("encoder", "vgg16-caffe")
+        if meta and speaks and trained_on != speaks:
+            raise WeightsError(f"decoder was trained on {trained_on}, the encoder gives "
+                               f"{speaks}'s features", "use the decoder's encoder")
+        wanted = [join.in_channels for join in decoder.joins] if self.skips else []
+        if wanted != [self.encoder.out_channels(layer) for layer in self.skips]:
+            raise WeightsError(f"the decoder's skips take {wanted} channels, the {config.model} "
+                               "encoder gives others", "use the encoder the decoder was "
+                               "trained with (--model slim for painterly's own)")
         self.decoder = fuse_upsampling(decoder.eval()).to(self.device,
                                                           memory_format=torch.channels_last)
-        self._style_cache: dict[tuple, StyleStats] = {}
+        self._style_cache: dict[tuple, tuple[StyleStats, list]] = {}
 
-    def _build_encoder(self, config: FastConfig):
-        """The encoder, and whose relu4_1 it gives (None: the tiny test net, unchecked)."""
+    def _build_encoder(self, config: FastConfig, layers: tuple[str, ...]):
+        """The encoder giving ``layers``, and whose relu4_1 it gives (None: the tiny test
+        net, unchecked)."""
         if config.model == "slim":
             # The slim encoder mimics VGG16's relu4_1, so it drives VGG16's decoders.
-            return load_slim_encoder(config.weights, self.device, self.precision)
-        encoder = build_extractor(NetSpec(config.model, config.weights), (ENCODER_LAYER,),
+            return load_slim_encoder(config.weights, self.device, self.precision, layers)
+        encoder = build_extractor(NetSpec(config.model, config.weights), layers,
                                   self.device, self.precision)
         return encoder, features_name(config.model) if get_net(config.model).pretrained else None
 
@@ -127,22 +139,33 @@ class FastStylizer:
     def render(self, photo: torch.Tensor, paintings: list[torch.Tensor],
                blend: list[float]) -> torch.Tensor:
         h, w = photo.shape[-2:]
-        f_c, inside = self.encode(photo)
+        features = self.encode(photo)
+        f_c = features[ENCODER_LAYER]
+        seeded = seed_texture(f_c, self.cfg.texture, _inside(f_c, h, w, 8))
+        inside = _inside(seeded, h, w, 8)
         whiten = self.cfg.whiten
-        white = whitening(f_c, inside) if whiten else None  # once per photo, whatever the paintings
+        white = whitening(seeded, inside) if whiten else None  # once per photo
         target = torch.zeros_like(f_c)
+        skips = [torch.zeros_like(features[layer]) for layer in self.skips]
         for painting, weight in zip(paintings, blend):
-            stats = self.style_stats(painting)
+            stats, skip_stats = self.style_stats(painting)
             # AdaIN's interpolation of several styles
-            target += weight * target_features(f_c, stats, whiten, white, inside)
+            target += weight * target_features(seeded, stats, whiten, white, inside)
+            for skip, layer, (mean, std) in zip(skips, self.skips, skip_stats):
+                stride = STRIDES[layer]
+                skip += weight * adain(features[layer], mean, std,
+                                       _inside(features[layer], h, w, stride))
         alpha = self.cfg.strength
         target = alpha * target + (1 - alpha) * f_c
-        out = self._decode(target)
+        skips = [alpha * skip + (1 - alpha) * features[layer]
+                 for skip, layer in zip(skips, self.skips)]
+        out = self._decode(target, skips)
         return out[..., MARGIN: MARGIN + h, MARGIN: MARGIN + w].float().clamp(0, 1).cpu()
 
-    def encode(self, picture: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """relu4_1 of the picture with a mirrored margin, padded to a multiple of 8, and the
-        part of it that is the picture itself, whose statistics count.
+    def encode(self, picture: torch.Tensor) -> dict[str, torch.Tensor]:
+        """relu4_1 (and the decoder's skip layers) of the picture with a mirrored margin,
+        padded to a multiple of 8; ``_inside`` crops each to the picture itself, whose
+        statistics count.
 
         VGG pads with zeros, which the decoder renders as a bright frame at the picture's
         edges, and which skews the statistics near them; a mirrored margin, cropped off after
@@ -151,26 +174,37 @@ class FastStylizer:
         h, w = picture.shape[-2:]
         x = mirror_pad(picture.to(self.device), MARGIN)
         x = nn.functional.pad(x, (0, -w % 8, 0, -h % 8), mode="replicate")
-        features = self._encode(x)
-        m = MARGIN // 8
-        return features, features[..., m: m + -(-h // 8), m: m + -(-w // 8)]
+        return self.encoder(x.contiguous(memory_format=torch.channels_last))
 
-    def style_stats(self, painting: torch.Tensor) -> StyleStats:
-        """relu4_1 statistics of a style picture, kept for the next photo of a folder
-        (encoding a 1024 px painting costs as much as encoding the photo)."""
+    def style_stats(self, painting: torch.Tensor) -> tuple[StyleStats, list]:
+        """relu4_1 statistics of a style picture, and the means and deviations of its skip
+        layers, kept for the next photo of a folder (encoding a 1024 px painting costs as
+        much as encoding the photo)."""
         key = (painting.shape, painting.flatten()[:: max(1, painting.numel() // 4096)].sum().item(),
                painting.sum().item())
         if key not in self._style_cache:
-            self._style_cache = {key: style_statistics(self.encode(painting)[1]),
-                                 **dict(list(self._style_cache.items())[-7:])}
+            h, w = painting.shape[-2:]
+            features = self.encode(painting)
+            stats = (style_statistics(_inside(features[ENCODER_LAYER], h, w, 8)),
+                     [feature_stats(_inside(features[layer], h, w, STRIDES[layer]))
+                      for layer in self.skips])
+            self._style_cache = {key: stats, **dict(list(self._style_cache.items())[-7:])}
         return self._style_cache[key]
 
-    def _encode(self, picture: torch.Tensor) -> torch.Tensor:
-        return self.encoder(picture.contiguous(memory_format=torch.channels_last))[ENCODER_LAYER]
-
-    def _decode(self, features: torch.Tensor) -> torch.Tensor:
+    def _decode(self, features: torch.Tensor, skips: list[torch.Tensor]) -> torch.Tensor:
         with self.encoder.autocast():
-            return self.decoder(features.contiguous(memory_format=torch.channels_last))
+            features = features.contiguous(memory_format=torch.channels_last)
+            if not self.skips:
+                return self.decoder(features)
+            return self.decoder(features, [s.contiguous(memory_format=torch.channels_last)
+                                           for s in skips])
+
+
+def _inside(features: torch.Tensor, h: int, w: int, stride: int) -> torch.Tensor:
+    """The part of a layer of ``stride`` (of a picture h × w with MARGIN around it) that is
+    the picture."""
+    m = MARGIN // stride
+    return features[..., m: m + -(-h // stride), m: m + -(-w // stride)]
 
 
 def fast_stylize(content: ImageLike, styles: Sequence[ImageLike] | ImageLike,

@@ -22,16 +22,17 @@ from typing import Callable, Optional
 import torch
 
 from ..corpus import random_crops
-from ..errors import check_option
+from ..errors import ConfigError, check_option
 from ..features import NetSpec, build_extractor
 from ..losses import gram_matrix, relative_error, style_loss
 from ..nets import get_net, layer_names
-from ..nets.decoder import DECODER_WIDTHS, INPUT_SCALE, build_decoder, check_widths, start_from
+from ..nets.decoder import (DECODER_WIDTHS, INPUT_SCALE, SKIP_LAYERS, SkipDecoder, build_decoder,
+                           check_widths, start_from)
 from ..progress import Callback
 from ..training import Trainable, run_training
 from .models import (ENCODER_LAYER, STATS_LAYERS, decoder_metadata, features_name,
                      load_decoder, load_slim_encoder)
-from .ops import feature_stats, style_statistics, target_features
+from .ops import adain, feature_stats, style_statistics, target_features
 
 DECODER = "decoder.safetensors"
 
@@ -68,6 +69,8 @@ class TrainConfig:
     init: Optional[str] = None          # start from this decoder file (fine-tuning); None = fresh
     input_encoder: Optional[str] = None  # a slim encoder file (or "slim": painterly's own)
                                          # whose relu4_1 the decoder paints from; None = model's
+    skips: bool = False                 # join the input encoder's relu3_1, relu2_1, relu1_1
+                                        # into the decoder (nets.decoder.SkipDecoder)
     device: str = "auto"
     precision: str = "auto"
     threads: int = 0                    # torch threads; 0 = torch's default (2 on a GPU)
@@ -113,13 +116,43 @@ class Trainer(Trainable):
             # Fine-tuning for the distilled encoder (fast/distill.py): the decoder learns to
             # paint from its features, while the losses stay on VGG16's.
             path = None if cfg.input_encoder == "slim" else cfg.input_encoder
-            self.input_encoder = load_slim_encoder(path, self.device, self.encoder.precision)[0]
-        if cfg.init:
-            start_from(load_decoder(cfg.init)[0], self.decoder, cfg.init)
+            layers = (ENCODER_LAYER, *SKIP_LAYERS) if cfg.skips else (ENCODER_LAYER,)
+            self.input_encoder = load_slim_encoder(path, self.device, self.encoder.precision,
+                                                   layers)[0]
+        self.skip_channels = [self.input_encoder.out_channels(layer) for layer in SKIP_LAYERS] \
+            if cfg.skips else []
+        self._start(cfg)
         self.decoder = self.decoder.to(self.device, memory_format=torch.channels_last)
         self.optimise(self.decoder.parameters())
         self.average = ema_copy(self.decoder, cfg.ema) if cfg.ema else None
         self.in_channels = in_channels
+
+    def _start(self, cfg: TrainConfig) -> None:
+        """The decoder's first weights: fresh, or the ``init`` file's (a plain decoder grown
+        deeper or given skips, or a decoder with skips to go on training)."""
+        start = load_decoder(cfg.init)[0] if cfg.init else None
+        if isinstance(start, SkipDecoder):
+            if not cfg.skips:
+                raise ConfigError(f"`init` {cfg.init} has skips", "train it with `skips` on")
+            self.decoder = SkipDecoder(self.decoder, self.skip_channels, self.input_scale)
+            self.decoder.load_state_dict(start.state_dict())
+            return
+        if start is not None:
+            start_from(start, self.decoder, cfg.init)
+        if cfg.skips:
+            self.decoder = SkipDecoder(self.decoder, self.skip_channels, self.input_scale)
+
+    def decode(self, decoder, target: torch.Tensor, skips) -> torch.Tensor:
+        with self.encoder.autocast():
+            return decoder(target, skips) if self.cfg.skips else decoder(target)
+
+    def skips(self, content: dict, style: Optional[dict]) -> list[torch.Tensor]:
+        """The decoder's skips: the photo's shallow layers given the painting's statistics
+        (or, with no painting, as they are: the warm-up's reconstruction)."""
+        if not self.cfg.skips:
+            return []
+        return [content[layer] if style is None else adain(content[layer], *feature_stats(style[layer]))
+                for layer in SKIP_LAYERS]
 
     @property
     def trained(self) -> torch.nn.Module:
@@ -147,13 +180,14 @@ class Trainer(Trainable):
     def adain_losses(self, content: torch.Tensor, style: torch.Tensor) -> dict[str, torch.Tensor]:
         cfg = self.cfg
         with torch.no_grad():
-            f_c = self.input_encoder(content)[ENCODER_LAYER]
+            c_in = self.input_encoder(content)
             f_s = self.encoder(style)
-            s_in = self.input_encoder(style)[ENCODER_LAYER] if cfg.input_encoder \
-                else f_s[ENCODER_LAYER]
-            target = target_features(f_c, style_statistics(s_in, cfg.whiten > 0), cfg.whiten)
-        with self.encoder.autocast():
-            output = self.decoder(target)
+            s_in = self.input_encoder(style) if cfg.input_encoder else f_s
+            target = target_features(c_in[ENCODER_LAYER],
+                                     style_statistics(s_in[ENCODER_LAYER], cfg.whiten > 0),
+                                     cfg.whiten)
+            skips = self.skips(c_in, s_in)
+        output = self.decode(self.decoder, target, skips)
         f_o = self.encoder(output.float())
         content_l = relative_error(f_o[ENCODER_LAYER], target)
         stats_l = sum(relative_error(a, b) for layer in STATS_LAYERS
@@ -171,9 +205,8 @@ class Trainer(Trainable):
         cheap steps (no pass through the loss network), and the AdaIN losses start from there.
         """
         with torch.no_grad():
-            f_c = self.input_encoder(content)[ENCODER_LAYER]
-        with self.encoder.autocast():
-            output = self.decoder(f_c).float()
+            c_in = self.input_encoder(content)
+        output = self.decode(self.decoder, c_in[ENCODER_LAYER], self.skips(c_in, None)).float()
         pixel = (output - content).pow(2).mean()
         return {"total": pixel, "pixel": pixel}
 
@@ -184,11 +217,11 @@ class Trainer(Trainable):
     def preview_columns(self, c: torch.Tensor, s: torch.Tensor) -> list[torch.Tensor]:
         """The result for each pair."""
         decoder = self.result.eval()
-        f_c = self.input_encoder(c)[ENCODER_LAYER]
-        target = target_features(f_c, style_statistics(self.input_encoder(s)[ENCODER_LAYER],
-                                                       self.cfg.whiten > 0), self.cfg.whiten)
-        with self.encoder.autocast():
-            return [decoder(target).float().clamp(0, 1)]
+        c_in, s_in = self.input_encoder(c), self.input_encoder(s)
+        target = target_features(c_in[ENCODER_LAYER], style_statistics(s_in[ENCODER_LAYER],
+                                                                      self.cfg.whiten > 0),
+                                 self.cfg.whiten)
+        return [self.decode(decoder, target, self.skips(c_in, s_in)).float().clamp(0, 1)]
 
     def extra_state(self) -> dict:
         return {} if self.average is None else {"average": self.average.state_dict()}
@@ -211,6 +244,8 @@ class Trainer(Trainable):
             gram_layers=",".join(cfg.gram_layers), gram_distance=cfg.gram_distance,
             style_weight=cfg.style_weight, gram_weight=cfg.gram_weight, whiten=cfg.whiten,
             ema=cfg.ema, batch=cfg.batch, crop=cfg.crop,
+            **({"skip_channels": json.dumps(self.skip_channels),
+                "skip_layers": ",".join(SKIP_LAYERS)} if cfg.skips else {}),
             losses=json.dumps({k: round(v, 4) for k, v in last.items()}),
             photos=Path(cfg.photos).name, paintings=Path(cfg.paintings).name)
 

@@ -79,6 +79,8 @@ class SubpixelConv(nn.Module):
 
 def fuse_upsampling(decoder: nn.Module) -> nn.Module:
     """The decoder with each (Upsample, ReflectionPad2d(1), 3×3 Conv2d) run as a SubpixelConv."""
+    if isinstance(decoder, SkipDecoder):
+        return decoder.fused()
     if not isinstance(decoder, nn.Sequential):
         return decoder
     layers, modules = [], list(decoder)
@@ -94,6 +96,66 @@ def fuse_upsampling(decoder: nn.Module) -> nn.Module:
             layers.append(modules[i])
             i += 1
     return nn.Sequential(*layers)
+
+
+SKIP_LAYERS = ("relu3_1", "relu2_1", "relu1_1")  # joined at 1/4, 1/2 and full size
+
+
+class SkipDecoder(nn.Module):
+    """The decoder with the encoder's shallower layers joined in, as a U-Net's skips.
+
+    Departure from AdaIN, whose decoder sees only relu4_1 (one value per 8 × 8 pixels): it
+    has to guess every edge finer than that, and guesses blurred ones (the fish, the petrol
+    pump of the held-out pairs in docs/fast.md). Here relu3_1, relu2_1 and relu1_1 — each
+    first given the painting's own means and deviations at that layer by AdaIN, so they
+    bring the painting's colours and fine texture along with the photo's edges — join the
+    decoder at 1/4, 1/2 and full size, each through a 1×1 conv added after the first conv
+    of that size (Avatar-Net, Sheng et al. 2018, joins its encoder's skips through AdaIN
+    likewise). The joins start at zero, so a decoder grown from a plain one paints exactly
+    its pictures until training teaches it to use them.
+    """
+
+    def __init__(self, decoder: nn.Sequential, skip_channels: Sequence[int],
+                 input_scale: float = INPUT_SCALE):
+        super().__init__()
+        cuts, widths = _join_points(decoder)
+        if len(skip_channels) != len(cuts):
+            raise ConfigError(f"{len(skip_channels)} skip layers for {len(cuts)} joins",
+                              "give one skip layer per upsampling")
+        bounds = [0, *cuts, len(decoder)]
+        self.segments = nn.ModuleList(decoder[a:b] for a, b in zip(bounds, bounds[1:]))
+        self.joins = nn.ModuleList(nn.Conv2d(c, w, 1) for c, w in zip(skip_channels, widths))
+        for join in self.joins:
+            nn.init.zeros_(join.weight)
+            nn.init.zeros_(join.bias)
+        self.input_scale = input_scale
+
+    def forward(self, features: torch.Tensor, skips: Sequence[torch.Tensor]) -> torch.Tensor:
+        x = self.segments[0](features)
+        for join, skip, segment in zip(self.joins, skips, self.segments[1:]):
+            x = segment(x + join(skip * self.input_scale))
+        return x
+
+    def fused(self) -> "SkipDecoder":
+        """The same decoder with its upsampling convs run as SubpixelConvs (inference)."""
+        self.segments = nn.ModuleList(fuse_upsampling(s) for s in self.segments)
+        return self
+
+
+def _join_points(decoder: nn.Sequential) -> tuple[list[int], list[int]]:
+    """Where skips join a plain decoder (just after the first ReLU that follows each
+    upsampling) and the width of the feature map there."""
+    cuts, widths, waiting, width = [], [], False, 0
+    for i, module in enumerate(decoder):
+        if isinstance(module, nn.Upsample):
+            waiting = True
+        elif isinstance(module, nn.Conv2d):
+            width = module.out_channels
+        elif isinstance(module, nn.ReLU) and waiting:
+            cuts.append(i + 1)
+            widths.append(width)
+            waiting = False
+    return cuts, widths
 
 
 class Scale(nn.Module):
