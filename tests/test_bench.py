@@ -5,6 +5,10 @@ from pathlib import Path
 
 import pytest
 
+from painterly import image as I
+
+from conftest import picture
+
 BENCH = Path(__file__).resolve().parents[1] / "benchmarks" / "bench.py"
 
 
@@ -33,7 +37,7 @@ def test_quick_fast_benchmark_writes_its_report(tmp_path, monkeypatch):
     out = tmp_path / "fast.md"
     assert bench.main(["--quick", "--out", str(out)]) == 0
     text = out.read_text()
-    assert "| painterly |" in text and "style distance" in text
+    assert "| painterly |" in text and "| random style |" in text and "**edges**" in text
     assert "| painterly --work-size 0 |" in text and "| painterly --model vgg16 |" in text
     assert list((tmp_path / "images").glob("fast_painterly_*.jpg"))
     for name in ("fast_painterly_96.jpg", "fast_painterly_full_96.jpg",
@@ -50,3 +54,22 @@ def test_compare_decoders_scores_each_decoder(corpora, tiny_decoder, monkeypatch
     assert len(rows) == 2 and rows[0] == rows[1]  # one decoder, the same fixed pairs
     style, content, *layers = [float(v) for v in rows[0].strip("| ").split(" | ")[1:]]
     assert len(layers) == 5 and style == pytest.approx(sum(layers) / 5, abs=1e-3) and content > 0
+
+
+def test_heldout_benchmark_shows_each_pair_beside_the_peer(tmp_path, monkeypatch, capsys):
+    heldout = _load("heldout_fast", monkeypatch)
+    folders = {}
+    for name in ("photos", "paintings"):
+        folders[name] = tmp_path / name
+        folders[name].mkdir()
+        for k in range(3):
+            I.save_image(picture(40, 48, seed=k + (9 if name == "paintings" else 0)),
+                         folders[name] / f"{k}.png")
+    assert heldout.main(["--out", str(tmp_path / "out"), "--pairs", "2", "--size", "64",
+                         "--photos", str(folders["photos"]), "--paintings",
+                         str(folders["paintings"]), "--variants", "texture=0",
+                         "--quick"]) == 0
+    text = (tmp_path / "out" / "fast_heldout.md").read_text()
+    assert "| painterly |" in text and "| painterly texture=0 |" in text and "pair 2:" in text
+    sheet = I.load_image(tmp_path / "out" / "images" / "fast_heldout.jpg")
+    assert sheet.shape[-2] == 2 * 256            # one row per pair

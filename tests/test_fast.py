@@ -428,7 +428,9 @@ def test_skip_decoder_starts_as_its_plain_decoder_and_loads_back(tmp_path):
 
 def test_decoder_with_skips_trains_and_paints(corpora, tmp_path, tiny_decoder):
     path = train(_train_cfg(corpora, tmp_path / "skips", steps=3, init=str(tiny_decoder),
-                            skips=True))
+                            skips=True, detail_weight=1.0, warmup_steps=0))
+    logged = [json.loads(line) for line in (path.parent / "losses.jsonl").read_text().splitlines()]
+    assert logged[-1]["detail"] > 0
     decoder, meta = load_decoder(path)
     assert isinstance(decoder, SkipDecoder) and json.loads(meta["skip_channels"]) == [16, 8, 4]
     out = FastStylizer(_tiny(path, size=0))(picture(40, 56), stripes(32, 32))

@@ -115,3 +115,26 @@ def edge_agreement(output: I.ImageLike, content: I.ImageLike) -> float:
     b = edges(content, size)
     a, b = a - a.mean(), b - b.mean()
     return float((a @ b) / (a.norm() * b.norm()).clamp_min(1e-8))
+
+
+MEASURES = ("style", "content", "random style", "palette", "flat", "edges")
+CAVEATS = {
+    "style": "VGG16 Gram distance; painterly's decoder was trained on a Gram loss on these "
+             "very features, so it favours painterly",
+    "content": "VGG16 relu4_2 distance to the photo; lower for a picture that stays a photo",
+    "random style": "the Gram distance on a VGG16 with fixed random weights, which nobody "
+                    "trained against; texture only, blind to what the painting depicts",
+    "palette": "sliced Wasserstein distance between the colours; blind to where they are",
+    "flat": "share of flat 8-px blocks; compare with the painting's own, not with 0",
+    "edges": "correlation with the photo's edges; a faithful copy of the photo scores best",
+}
+
+
+def measures(output: torch.Tensor, content: I.ImageLike, style: I.ImageLike,
+             extractor: FeatureExtractor | None = None) -> dict[str, float]:
+    """Every measure of MEASURES for one picture (each with its caveat in CAVEATS)."""
+    return {**distances(output, content, style, extractor),
+            "random style": random_style_distance(output, style),
+            "palette": palette_distance(output, style),
+            "flat": flat_fraction(output),
+            "edges": edge_agreement(output, content)}

@@ -24,7 +24,7 @@ def _add_train_parser(sub) -> None:
                        "and one of paintings. Checkpoints every few minutes; --resume continues.")
     _add_run_flags(p, TRAIN, "decoder",
                    ("steps", "warmup_steps", "batch", "crop", "preview_every", "seed", "threads"),
-                   ("lr", "lr_decay", "style_weight", "gram_weight", "whiten", "ema",
+                   ("lr", "lr_decay", "style_weight", "gram_weight", "detail_weight", "whiten", "ema",
                     "checkpoint_minutes", "minutes"))
     p.add_argument("--gram-layers", type=names, default=TRAIN.gram_layers,
                    help="layers of the Gram term, comma-separated (%(default)s)")

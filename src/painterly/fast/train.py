@@ -35,6 +35,7 @@ from .models import (ENCODER_LAYER, STATS_LAYERS, decoder_metadata, features_nam
 from .ops import adain, feature_stats, style_statistics, target_features
 
 DECODER = "decoder.safetensors"
+DETAIL_LAYER = "relu3_1"  # in STATS_LAYERS: the loss net gives it anyway
 
 
 @dataclass(frozen=True)
@@ -71,6 +72,8 @@ class TrainConfig:
                                          # whose relu4_1 the decoder paints from; None = model's
     skips: bool = False                 # join the input encoder's relu3_1, relu2_1, relu1_1
                                         # into the decoder (nets.decoder.SkipDecoder)
+    detail_weight: float = 0.0          # a content term on relu3_1 against the photo itself,
+                                        # for the photo's edges; 0 = none
     device: str = "auto"
     precision: str = "auto"
     threads: int = 0                    # torch threads; 0 = torch's default (2 on a GPU)
@@ -87,6 +90,8 @@ class TrainConfig:
                      "gram_layers", ",".join(self.gram_layers), "VGG16 layer names, e.g. relu5_1")
         check_option(0 <= self.whiten <= 1, "whiten", self.whiten, "a number in [0, 1]")
         check_option(0 <= self.ema < 1, "ema", self.ema, "a number in [0, 1), e.g. 0.999")
+        check_option(self.detail_weight >= 0, "detail_weight", self.detail_weight,
+                     "a number ≥ 0")
         check_option(self.minutes >= 0, "minutes", self.minutes, "a number ≥ 0 (0 = no limit)")
         object.__setattr__(self, "widths", check_widths(self.widths))
 
@@ -187,15 +192,23 @@ class Trainer(Trainable):
                                      style_statistics(s_in[ENCODER_LAYER], cfg.whiten > 0),
                                      cfg.whiten)
             skips = self.skips(c_in, s_in)
+            if cfg.detail_weight:
+                detail_target = (self.encoder(content) if cfg.input_encoder else c_in)[DETAIL_LAYER]
         output = self.decode(self.decoder, target, skips)
         f_o = self.encoder(output.float())
         content_l = relative_error(f_o[ENCODER_LAYER], target)
+        # Not in AdaIN: its content term is on relu4_1 only, one value per 8 × 8 pixels, and
+        # does not ask for the photo's finer edges, which the skips can give; this one does.
+        detail_l = relative_error(f_o[DETAIL_LAYER], detail_target) if cfg.detail_weight \
+            else torch.zeros(())
         stats_l = sum(relative_error(a, b) for layer in STATS_LAYERS
                       for a, b in zip(feature_stats(f_o[layer]), feature_stats(f_s[layer])))
         gram_l = sum(gram_term(f_o[layer], f_s[layer], cfg.gram_distance)
                      for layer in cfg.gram_layers)
-        total = content_l + cfg.style_weight * stats_l + cfg.gram_weight * gram_l
-        return {"total": total, "content": content_l, "stats": stats_l, "gram": gram_l}
+        total = content_l + cfg.style_weight * stats_l + cfg.gram_weight * gram_l \
+            + cfg.detail_weight * detail_l
+        return {"total": total, "content": content_l, "stats": stats_l, "gram": gram_l,
+                "detail": detail_l}
 
     def warmup_losses(self, content: torch.Tensor) -> dict[str, torch.Tensor]:
         """‖g(f(c)) − c‖²: the decoder first learns to invert the encoder.
@@ -243,6 +256,7 @@ class Trainer(Trainable):
             input_encoder=Path(cfg.input_encoder).name if cfg.input_encoder else "",
             gram_layers=",".join(cfg.gram_layers), gram_distance=cfg.gram_distance,
             style_weight=cfg.style_weight, gram_weight=cfg.gram_weight, whiten=cfg.whiten,
+            detail_weight=cfg.detail_weight,
             ema=cfg.ema, batch=cfg.batch, crop=cfg.crop,
             **({"skip_channels": json.dumps(self.skip_channels),
                 "skip_layers": ",".join(SKIP_LAYERS)} if cfg.skips else {}),

@@ -14,7 +14,7 @@ const ABOUT = {
 // The settings shown first; the rest are under "More settings".
 const MAIN = {
   style: ["size", "quality", "style_weight", "preserve_color", "seed"],
-  fast: ["strength", "preserve_color", "work_size", "whiten"],
+  fast: ["strength", "texture", "preserve_color", "work_size", "whiten"],
   dream: ["layers", "octaves", "steps", "step_size", "size"],
   activations: ["layers", "count", "overlay", "reduce"],
   reconstruct: ["size", "iterations"],
