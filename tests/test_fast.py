@@ -437,3 +437,17 @@ def test_decoder_with_skips_trains_and_paints(corpora, tmp_path, tiny_decoder):
     assert out.shape == (1, 3, 40, 56) and torch.isfinite(out).all()
     with pytest.raises(ConfigError, match="skips"):
         train(_train_cfg(corpora, tmp_path / "again", steps=1, init=str(path)))
+
+
+def test_skips_that_do_not_fit_the_encoder_are_left_out(tiny_decoder):
+    # painterly's decoder takes the slim encoder's shallow layers; --model vgg16 paints
+    # without them, as the decoder without its skips.
+    torch.manual_seed(0)
+    plain = build_decoder(32, scale=1 / 16, input_scale=1.0)
+    skip = SkipDecoder(plain, [7, 7, 7], input_scale=1.0)
+    for join in skip.joins:
+        join.weight.data.normal_()
+    photo, style = picture(40, 48), stripes(32, 32)
+    out = FastStylizer(_tiny(tiny_decoder, size=0), decoder=skip)(photo, style)
+    assert torch.allclose(out, FastStylizer(_tiny(tiny_decoder, size=0), decoder=plain)(
+        photo, style), atol=1e-5)

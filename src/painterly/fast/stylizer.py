@@ -90,9 +90,9 @@ class FastStylizer:
                                f"{speaks}'s features", "use the decoder's encoder")
         wanted = [join.in_channels for join in decoder.joins] if self.skips else []
         if wanted != [self.encoder.out_channels(layer) for layer in self.skips]:
-            raise WeightsError(f"the decoder's skips take {wanted} channels, the {config.model} "
-                               "encoder gives others", "use the encoder the decoder was "
-                               "trained with (--model slim for painterly's own)")
+            # The skips take the shallow layers of the encoder the decoder was trained with
+            # (painterly's: the slim one's); VGG16's relu4_1 drives it alone.
+            self.skips = ()
         self.decoder = fuse_upsampling(decoder.eval()).to(self.device,
                                                           memory_format=torch.channels_last)
         self._style_cache: dict[tuple, tuple[StyleStats, list]] = {}

@@ -133,10 +133,13 @@ class SkipDecoder(nn.Module):
             nn.init.zeros_(join.bias)
         self.input_scale = input_scale
 
-    def forward(self, features: torch.Tensor, skips: Sequence[torch.Tensor]) -> torch.Tensor:
+    def forward(self, features: torch.Tensor, skips: Sequence[torch.Tensor] = ()) -> torch.Tensor:
+        """``skips``: one map per join, or none (the decoder without its skips)."""
         x = self.segments[0](features)
-        for join, skip, segment in zip(self.joins, skips, self.segments[1:]):
-            x = segment(x + JOIN_GAIN * join(skip * self.input_scale))
+        for k, segment in enumerate(self.segments[1:]):
+            if skips:
+                x = x + JOIN_GAIN * self.joins[k](skips[k] * self.input_scale)
+            x = segment(x)
         return x
 
     def fused(self) -> "SkipDecoder":
