@@ -12,7 +12,7 @@ from painterly.corpus import load_pictures, random_crops
 from painterly.errors import ConfigError, WeightsError
 from painterly.fast import (MARGIN, DistillConfig, FastConfig, FastStylizer, TrainConfig,
                             load_decoder, parse_widths, train)
-from painterly.fast.ops import (adain, feature_stats, mirror_pad, seed_texture,
+from painterly.fast.ops import (adain, feature_stats, mirror_pad, one_thread, seed_texture,
                                 style_statistics, target_features, wct, whitening)
 from painterly.fast.stylizer import _inside
 from painterly.fast.train import DECODER, gram_term
@@ -30,6 +30,23 @@ def test_adain_gives_the_style_statistics():
     out_mean, out_std = feature_stats(adain(content, mean, std))
     assert torch.allclose(out_mean, mean, atol=1e-4)
     assert torch.allclose(out_std, std, atol=1e-3)
+
+
+def test_the_eigendecomposition_runs_on_one_thread_and_restores_the_count(monkeypatch):
+    seen = []
+    eigh = torch.linalg.eigh
+
+    def spy(matrix):
+        seen.append(torch.get_num_threads())
+        return eigh(matrix)
+    monkeypatch.setattr(torch.linalg, "eigh", spy)
+    before = torch.get_num_threads()
+    style_statistics(torch.rand(1, 8, 6, 6))
+    assert seen == [1] and torch.get_num_threads() == before
+    with pytest.raises(RuntimeError):
+        with one_thread():
+            raise RuntimeError("inside")
+    assert torch.get_num_threads() == before
 
 
 def test_decoder_upsamples_8x_without_transposed_convolutions():
