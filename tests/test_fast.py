@@ -440,7 +440,10 @@ def test_skip_decoder_starts_as_its_plain_decoder_and_loads_back(tmp_path):
         skip.joins[2].weight.normal_()
         changed = skip(x, skips)
         assert not torch.allclose(changed, plain(x))
-        assert torch.allclose(fuse_upsampling(skip)(x, skips), changed, atol=1e-4)
+        fused = fuse_upsampling(skip)
+        assert torch.allclose(fused(x, skips), changed, atol=1e-4)
+        assert torch.allclose(skip(x, skips), changed)  # the trained decoder is untouched
+        assert torch.allclose(fuse_upsampling(fused)(x, skips), changed, atol=1e-4)  # twice
 
 
 def test_decoder_with_skips_trains_and_paints(corpora, tmp_path, tiny_decoder):

@@ -45,3 +45,18 @@ def test_quick_starts_from_the_fast_networks_picture(photo, tmp_path):
     # 0 iterations: the start itself (the job reads the painting reduced, hence not exactly)
     assert (start - fast).abs().mean() < 0.02
     assert (start - I.load_image(photo)).abs().mean() > 0.1
+
+
+def test_a_scale_without_iterations_only_carries_the_picture_up(monkeypatch):
+    from painterly import transfer
+    sizes = []
+    real = transfer.style_grams
+
+    def counting(extractor, cfg, paintings, blend, size):
+        sizes.append(size)
+        return real(extractor, cfg, paintings, blend, size)
+    monkeypatch.setattr(transfer, "style_grams", counting)
+    cfg = TransferConfig(model="tiny", size=64, min_size=32, iterations=(2, 0, 1))
+    out = stylize(picture(48, 64, seed=2), picture(seed=3), cfg)
+    assert out.shape == (1, 3, 48, 64)
+    assert sizes == [32, 64]  # the middle scale (45 px) read neither painting nor photo

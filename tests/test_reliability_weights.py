@@ -450,6 +450,7 @@ def test_w04_sha256_mismatch_publishes_nothing(tmp_path, server, online, connect
     assert err.value.exit_code == 6  # README: 6 = download failed or its hash did not match
     assert text.startswith(f"sha256 mismatch for {spec.url}: expected {_sha(good)}")
     assert f"got {_sha(served)}" in text
+    assert "get the file yourself and pass `weights` FILE" in text  # the hint reads as one
     cache = tmp_path / "cache"
     assert not (cache / filename).exists()
     assert _debris(cache) == []

@@ -125,3 +125,22 @@ def test_invalid_configs_name_the_parameter(bad):
     with pytest.raises(ConfigError) as err:
         TransferConfig(**bad)
     assert next(iter(bad)) in str(err.value)
+
+
+def test_lbfgs_first_step_moves_the_pixels_by_first_step_rms_then_lbfgs_takes_over():
+    from painterly.optim import FIRST_STEP_RMS, optimize
+    from painterly.progress import Tracker
+    target = torch.rand(1, 3, 96, 128, generator=torch.Generator().manual_seed(0))
+    start = torch.full_like(target, 0.5)
+
+    def loss_fn(x):
+        return ((x - target) ** 2).sum(), {}
+    one = optimize(start, loss_fn, 1, Tracker("t", 1), "s")
+    step = one - start
+    # torch's own first step (lr / ‖g‖₁ over 36,864 values) would move a pixel by ~1e-5
+    assert float(step.pow(2).mean().sqrt()) == pytest.approx(FIRST_STEP_RMS, rel=1e-3)
+    assert torch.allclose(step / step.norm(), (target - start) / (target - start).norm(),
+                          atol=1e-4)  # along −g
+    # on a quadratic L-BFGS then finds the minimum within a few steps
+    five = optimize(start, loss_fn, 5, Tracker("t", 5), "s")
+    assert float((five - target).abs().max()) < 1e-3

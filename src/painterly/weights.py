@@ -276,7 +276,7 @@ def download(spec: WeightSpec) -> Path:
                 raise DownloadError(
                     f"sha256 mismatch for {spec.url}: expected {_pinned(wf.sha256)}, got {actual}",
                     "nothing was saved; try again later, or get the file yourself and pass "
-                    "pass `weights` FILE")
+                    "`weights` FILE")
             os.replace(tmp, target)
             _fsync_dir(folder)
         finally:
@@ -402,7 +402,7 @@ def _fetch(url: str, tmp: Path) -> str:
     except urllib.error.URLError as exc:
         raise DownloadError(f"download of {url} failed: {exc.reason}",
                             "check your connection, or get the file yourself and pass "
-                            "pass `weights` FILE") from exc
+                            "`weights` FILE") from exc
     except OSError as exc:
         if exc.errno in (errno.ENOSPC, errno.EROFS, errno.EACCES, errno.EDQUOT):
             raise _cache_write_error(tmp.parent, exc) from exc

@@ -93,8 +93,12 @@ class FastStylizer:
             # The skips take the shallow layers of the encoder the decoder was trained with
             # (painterly's: the slim one's); VGG16's relu4_1 drives it alone.
             self.skips = ()
-        self.decoder = fuse_upsampling(decoder.eval()).to(self.device,
-                                                          memory_format=torch.channels_last)
+        # Upsampling convs fused, and every ReLU in place (one pass fewer over each map), the
+        # encoder's too. In-place ReLUs after convs train as well (autograd keeps what it
+        # needs), so a decoder passed in stays usable for training.
+        self.decoder = _relus_in_place(fuse_upsampling(decoder.eval())).to(
+            self.device, memory_format=torch.channels_last)
+        _relus_in_place(self.encoder)
         self._style_cache: dict[tuple, tuple[StyleStats, list]] = {}
 
     def _build_encoder(self, config: FastConfig, layers: tuple[str, ...]):
@@ -145,20 +149,21 @@ class FastStylizer:
         inside = _inside(seeded, h, w, 8)
         whiten = self.cfg.whiten
         white = whitening(seeded, inside) if whiten else None  # once per photo
-        target = torch.zeros_like(f_c)
-        skips = [torch.zeros_like(features[layer]) for layer in self.skips]
+        target, skips = None, [None] * len(self.skips)
         for painting, weight in zip(paintings, blend):
             stats, skip_stats = self.style_stats(painting)
             # AdaIN's interpolation of several styles
-            target += weight * target_features(seeded, stats, whiten, white, inside)
-            for skip, layer, (mean, std) in zip(skips, self.skips, skip_stats):
+            target = _weighted_sum(target, weight,
+                                   target_features(seeded, stats, whiten, white, inside))
+            for k, (layer, (mean, std)) in enumerate(zip(self.skips, skip_stats)):
                 stride = STRIDES[layer]
-                skip += weight * adain(features[layer], mean, std,
-                                       _inside(features[layer], h, w, stride))
+                skips[k] = _weighted_sum(skips[k], weight, adain(
+                    features[layer], mean, std, _inside(features[layer], h, w, stride)))
         alpha = self.cfg.strength
-        target = alpha * target + (1 - alpha) * f_c
-        skips = [alpha * skip + (1 - alpha) * features[layer]
-                 for skip, layer in zip(skips, self.skips)]
+        if alpha < 1:
+            target = alpha * target + (1 - alpha) * f_c
+            skips = [alpha * skip + (1 - alpha) * features[layer]
+                     for skip, layer in zip(skips, self.skips)]
         out = self._decode(target, skips)
         return out[..., MARGIN: MARGIN + h, MARGIN: MARGIN + w].float().clamp(0, 1).cpu()
 
@@ -198,6 +203,21 @@ class FastStylizer:
                 return self.decoder(features)
             return self.decoder(features, [s.contiguous(memory_format=torch.channels_last)
                                            for s in skips])
+
+
+def _relus_in_place(net: nn.Module) -> nn.Module:
+    for module in net.modules():
+        if isinstance(module, nn.ReLU):
+            module.inplace = True
+    return net
+
+
+def _weighted_sum(total: Optional[torch.Tensor], weight: float,
+                  term: torch.Tensor) -> torch.Tensor:
+    """``total + weight · term``, with no pass over the map that changes nothing (one style,
+    weight 1: the term itself)."""
+    term = term if weight == 1 else weight * term
+    return term if total is None else total + term
 
 
 def _inside(features: torch.Tensor, h: int, w: int, stride: int) -> torch.Tensor:

@@ -5,6 +5,7 @@ for a faster inference form, ``start_from`` to grow a trained decoder deeper.
 """
 from __future__ import annotations
 
+import copy
 from typing import Sequence
 
 import torch
@@ -70,11 +71,17 @@ class SubpixelConv(nn.Module):
         h, w = x.shape[-2:]
         y = nn.functional.conv2d(nn.functional.pad(x, (1, 1, 1, 1), mode="replicate"),
                                  self.weight, self.bias)          # [B, 4·out, h+1, w+1]
-        phases = y.unflatten(1, (2, 2, self.out_channels))        # [B, a, b, out, h+1, w+1]
-        rows = [torch.stack([phases[:, a, b, :, a: a + h, b: b + w] for b in (0, 1)], -1)
-                for a in (0, 1)]                                  # each [B, out, h, w, b]
-        out = torch.stack(rows, -3)                               # [B, out, h, a, w, b]
-        return out.reshape(x.shape[0], self.out_channels, 2 * h, 2 * w)
+        c = self.out_channels
+        # Each phase is copied once, straight into its rows and columns of the output (in
+        # channels-last order, which the next conv reads without converting).
+        out = torch.empty((x.shape[0], c, 2 * h, 2 * w), dtype=y.dtype, device=y.device,
+                          memory_format=torch.channels_last)
+        grid = out.unflatten(3, (w, 2)).unflatten(2, (h, 2))     # [B, out, h, a, w, b]
+        for a in (0, 1):
+            for b in (0, 1):
+                phase = 2 * a + b
+                grid[:, :, :, a, :, b] = y[:, phase * c: (phase + 1) * c, a: a + h, b: b + w]
+        return out
 
 
 def fuse_upsampling(decoder: nn.Module) -> nn.Module:
@@ -132,20 +139,33 @@ class SkipDecoder(nn.Module):
             nn.init.zeros_(join.weight)
             nn.init.zeros_(join.bias)
         self.input_scale = input_scale
+        self.folded = False  # JOIN_GAIN and input_scale multiplied into the joins (fused)
 
     def forward(self, features: torch.Tensor, skips: Sequence[torch.Tensor] = ()) -> torch.Tensor:
         """``skips``: one map per join, or none (the decoder without its skips)."""
         x = self.segments[0](features)
         for k, segment in enumerate(self.segments[1:]):
             if skips:
-                x = x + JOIN_GAIN * self.joins[k](skips[k] * self.input_scale)
+                if self.folded:
+                    x = x + self.joins[k](skips[k])
+                else:
+                    x = x + JOIN_GAIN * self.joins[k](skips[k] * self.input_scale)
             x = segment(x)
         return x
 
     def fused(self) -> "SkipDecoder":
-        """The same decoder with its upsampling convs run as SubpixelConvs (inference)."""
-        self.segments = nn.ModuleList(fuse_upsampling(s) for s in self.segments)
-        return self
+        """A copy of the decoder for inference: its upsampling convs run as SubpixelConvs,
+        and the joins' gain and input scale folded into their weights (two passes fewer over
+        each skip map)."""
+        fused = copy.deepcopy(self)
+        fused.segments = nn.ModuleList(fuse_upsampling(s) for s in fused.segments)
+        if not fused.folded:
+            with torch.no_grad():
+                for join in fused.joins:
+                    join.weight.mul_(JOIN_GAIN * fused.input_scale)
+                    join.bias.mul_(JOIN_GAIN)
+            fused.folded = True
+        return fused
 
 
 def _join_points(decoder: nn.Sequential) -> tuple[list[int], list[int]]:
