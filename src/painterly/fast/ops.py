@@ -24,11 +24,20 @@ def feature_stats(features: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
 
     The variance is E[x²] − E[x]², one pass over the map: torch's var_mean takes 3.5 times as
     long on the channels-last maps the encoder gives (90 ms against 24 ms for relu1_1 at
-    512 px on 2 cores). ReLU features have deviations of the order of their means, so the
-    cancellation costs a few millionths of the variance."""
-    mean = features.mean((2, 3), keepdim=True)
-    var = (features.square().mean((2, 3), keepdim=True) - mean.square()).clamp_min(0)
+    512 px on 2 cores), and far longer on a crop of one. ReLU features have deviations of
+    the order of their means, so the cancellation costs a few millionths of the variance."""
+    mean = channel_mean(features)
+    var = (channel_mean(features.square()) - mean.square()).clamp_min(0)
     return mean, (var + EPS).sqrt()
+
+
+def channel_mean(features: torch.Tensor) -> torch.Tensor:
+    """The mean of each channel over positions, [B, C, 1, 1]: along each row, then over the
+    rows. The same number as ``mean((2, 3))``, which torch reduces 50 times slower on a
+    cropped channels-last map (218 ms against 4 ms for relu1_1 of a 1024 px photo)."""
+    if features.is_contiguous():  # a plain (channels-first) map: torch's own is faster there
+        return features.mean((2, 3), keepdim=True)
+    return features.permute(0, 2, 3, 1).mean(2).mean(1)[..., None, None]
 
 
 def adain(content: torch.Tensor, style_mean: torch.Tensor, style_std: torch.Tensor,
