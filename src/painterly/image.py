@@ -573,6 +573,10 @@ def save_image(image: torch.Tensor, path: str | os.PathLike, metadata: dict | No
     fmt = {".jpg": "JPEG", ".jpeg": "JPEG", ".tif": "TIFF", ".tiff": "TIFF"}.get(
         path.suffix.lower(), path.suffix.lower().lstrip(".").upper())
     options = {"quality": 95} if fmt in ("JPEG", "WEBP") else {}
+    if fmt == "PNG":
+        # zlib level 1, not Pillow's 6: a 1024×768 painting is written in 0.08 s instead of
+        # 0.30 s (a quarter of a fast run), for a file 10 % larger (1.45 against 1.32 MB).
+        options["compress_level"] = 1
     if fmt == "PNG" and metadata:
         info = PngImagePlugin.PngInfo()
         for key, value in metadata.items():
