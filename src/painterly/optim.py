@@ -116,7 +116,7 @@ def _sized_first_step(opt: torch.optim.LBFGS, closure: Callable, x: torch.Tensor
     step gets that loss back, with the gradient still in place."""
     loss = closure()
     lr = opt.param_groups[0]["lr"]
-    g = x.grad
+    g = x.grad if x.grad is not None else torch.zeros_like(x)
     rms, l1 = float(g.pow(2).mean().sqrt()), float(g.abs().sum())
     if rms > 0 and math.isfinite(rms) and math.isfinite(l1):
         # torch steps t = min(1, 1/‖g‖₁) · lr; this lr makes t · rms(g) = FIRST_STEP_RMS · lr.
