@@ -264,7 +264,7 @@ class _Painting:
         if steps == 0 and resume is None:
             # A scale with no iterations (the quick preset's middle one) only carries the
             # picture up: its Gram matrices and content targets (a VGG pass over the photo
-            # and each painting, ~1.5 s at 362 px on 2 cores) would never be used.
+            # and each painting) would never be used.
             return x
         if sizes[k] not in self.grams:
             self.grams[sizes[k]] = style_grams(self.extractor, cfg, self.paintings, self.blend,
