@@ -1,5 +1,6 @@
 """The benchmark's quick mode as a smoke test (no timing assertions)."""
 import importlib.util
+import json
 import sys
 from pathlib import Path
 
@@ -73,3 +74,41 @@ def test_heldout_benchmark_shows_each_pair_beside_the_peer(tmp_path, monkeypatch
     assert "| painterly |" in text and "| painterly texture=0 |" in text and "pair 2:" in text
     sheet = I.load_image(tmp_path / "out" / "images" / "fast_heldout.jpg")
     assert sheet.shape[-2] == 2 * 256            # one row per pair
+
+
+def test_blind_judging_hides_the_sides_and_tallies_against_the_key(tmp_path, monkeypatch,
+                                                                 capsys):
+    blind = _load("blind_fast", monkeypatch)
+    folders = {}
+    for name in ("photos", "paintings"):
+        folders[name] = tmp_path / name
+        folders[name].mkdir()
+        for k in range(4):
+            I.save_image(picture(40, 48, seed=k + (9 if name == "paintings" else 0)),
+                         folders[name] / f"{k}.png")
+    out = tmp_path / "blind"
+    assert blind.main(["make", "--out", str(out), "--pairs", "2", "--offsets", "0/0,1/1",
+                       "--size", "64", "--cell", "64", "--a", "", "--b", "texture=0",
+                       "--photos", str(folders["photos"]), "--paintings",
+                       str(folders["paintings"]), "--quick", "--seed", "3"]) == 0
+    panels = sorted(out.glob("pair_*.png"))
+    assert [p.name for p in panels] == [f"pair_0{k}.png" for k in range(1, 5)]
+    assert I.load_image(panels[0]).shape[-2:] == (128, 128)   # photo, painting / A, B
+    key = json.loads((tmp_path / "blind.key.json").read_text())  # beside the folder, not in it
+    assert not list(out.glob("*.json"))
+    assert all({v["A"], v["B"]} == {"a", "b"} for v in key["pairs"].values())
+    assert key["a"] == "painterly (defaults)" and key["b"] == "texture=0"
+    # Each judge votes for method a on every pair, by the side a took there.
+    for judge in ("one", "two"):
+        (tmp_path / f"{judge}.txt").write_text("\n".join(
+            f"0{k} {'A' if key['pairs'][f'0{k}']['A'] == 'a' else 'B'}: clearer"
+            for k in range(1, 5)))
+    (tmp_path / "three.txt").write_text("01 draw\n02 draw\n")
+    assert blind.main(["tally", "--out", str(out)] +
+                      [str(tmp_path / f"{j}.txt") for j in ("one", "two", "three")]) == 0
+    table = capsys.readouterr().out
+    assert "| verdicts | 8 | 0 | 2 |" in table          # a, texture=0, draw
+    assert "| pairs (majority) | 4 | 0 | 0 |" in table
+    (tmp_path / "bad.txt").write_text("01 maybe\n")
+    with pytest.raises(SystemExit, match="not A, B or draw"):
+        blind.main(["tally", "--out", str(out), str(tmp_path / "bad.txt")])
