@@ -108,9 +108,10 @@ def read_verdicts(path: Path) -> dict[str, str]:
 def tally(key: dict, judges: list[dict[str, str]]) -> dict:
     """Wins per method over every verdict, and per pair by majority of the judges."""
     names = {"a": key["a"], "b": key["b"]}
-    votes, majority = Counter(), Counter()
+    votes, majority, per_pair = Counter(), Counter(), {}
     for pair, sides in key["pairs"].items():
         said = Counter()
+        per_pair[pair] = []
         for verdicts in judges:
             verdict = verdicts.get(pair)
             if verdict is None:
@@ -118,11 +119,12 @@ def tally(key: dict, judges: list[dict[str, str]]) -> dict:
             winner = "draw" if verdict == "draw" else names[sides[verdict]]
             votes[winner] += 1
             said[winner] += 1
+            per_pair[pair].append(winner)
         if said:
             (top, n), *rest = said.most_common()
             majority["draw" if rest and rest[0][1] == n else top] += 1
     return {"votes": dict(votes), "pairs": dict(majority), "judges": len(judges),
-            "names": names}
+            "names": names, "per_pair": per_pair}
 
 
 def show(result: dict) -> str:
@@ -130,6 +132,8 @@ def show(result: dict) -> str:
     lines = ["| | " + " | ".join(names) + " |", "| --- |" + " --- |" * len(names)]
     for label, counts in (("verdicts", result["votes"]), ("pairs (majority)", result["pairs"])):
         lines.append(f"| {label} | " + " | ".join(str(counts.get(n, 0)) for n in names) + " |")
+    lines += ["", "Per pair, each judge's choice:", ""]
+    lines += [f"- {pair}: " + ", ".join(said) for pair, said in result["per_pair"].items()]
     return "\n".join(lines)
 
 
