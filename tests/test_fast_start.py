@@ -25,3 +25,21 @@ def test_the_whole_parser_still_has_every_command():
             "weights", "web"} <= set(commands)
     only_fast = build_parser(["fast", "a.jpg", "b.jpg"])._subparsers._group_actions[0].choices
     assert set(only_fast) == {"fast"}
+
+
+def test_the_command_imports_torch_with_the_collector_paused_then_freezes_it():
+    # `import painterly` must not import torch: the entry point pauses the collector first.
+    code = ("import gc, sys; import painterly; assert 'torch' not in sys.modules; "
+            "from painterly import launch; sys.argv = ['painterly', 'styles']\n"
+            "try:\n    launch.entry()\nexcept SystemExit as exc:\n    code = exc.code\n"
+            "print(code, gc.isenabled(), gc.get_freeze_count() > 10000, 'torch' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True).stdout.splitlines()[-1]   # after the list of styles
+    assert out.split() == ["0", "True", "True", "True"]
+
+
+def test_python_m_painterly_is_the_command():
+    run = subprocess.run([sys.executable, "-m", "painterly", "fast", "missing.jpg",
+                          "--style", "starry-night", "-o", "out.png"],
+                         capture_output=True, text=True)
+    assert run.returncode == 3 and run.stderr.startswith("painterly: error: no such file")
