@@ -331,7 +331,39 @@ def test_blend_of_two_styles_lies_between_them(tiny_decoder):
         FastStylizer(_tiny(tiny_decoder, style_weights=(1.0,)))(photo, [a, b])
 
 
-@pytest.mark.parametrize("field,value", [("strength", 1.5), ("size", 8),
+def test_palette_moves_the_colours_part_way_to_the_paintings():
+    a, b = stripes(40, 40) * 0.4 + 0.3, picture(40, 40, seed=5) * 0.5 + 0.2  # nothing clamps
+    out = picture(48, 64, seed=3) * 0.6 + 0.2              # what the decoder painted
+    stylizer = FastStylizer.__new__(FastStylizer)
+    for weights in ([1.0, 0.0], [0.3, 0.7]):
+        stylizer.cfg = FastConfig(palette=1.0)
+        full = stylizer.match_palette(out, [a, b], weights)
+        # all the way: the mean and covariance of the paintings' mixture (clamping aside)
+        mean, cov = I.color_stats([a, b], weights)
+        got_mean, got_cov = I.color_stats([full])
+        assert torch.allclose(got_mean, mean, atol=0.02) and torch.allclose(got_cov, cov, atol=0.01)
+        stylizer.cfg = FastConfig(palette=0.5, strength=0.6)  # part way: palette × strength
+        torch.testing.assert_close(stylizer.match_palette(out, [a, b], weights),
+                                   torch.lerp(out, full, 0.3))
+    # The mixture counts each picture by its weight: the same as one picture of both.
+    torch.testing.assert_close(I.color_stats([a, b], [0.5, 0.5]),
+                               I.color_stats([torch.cat([a, b], -1)]))
+
+
+def test_palette_is_off_at_0_and_when_the_photos_colours_are_kept(tiny_decoder):
+    photo, style = picture(50, 67), stripes(40, 40)
+    plain = _stylizer(tiny_decoder, size=0, palette=0.0)(photo, style)
+    recoloured = _stylizer(tiny_decoder, size=0, palette=0.7)(photo, style)
+    assert (plain - recoloured).abs().mean() > 0.01
+    stylizer = _stylizer(tiny_decoder, size=0, palette=0.0)
+    torch.testing.assert_close(plain, stylizer.render(photo, [I.resize(style, long_side=67)], [1.0]))
+    for keep in ("luminance", "histogram"):
+        torch.testing.assert_close(_stylizer(tiny_decoder, size=0, preserve_color=keep)(photo, style),
+                                   _stylizer(tiny_decoder, size=0, preserve_color=keep,
+                                             palette=0.0)(photo, style))
+
+
+@pytest.mark.parametrize("field,value", [("strength", 1.5), ("size", 8), ("palette", 1.2),
                                          ("preserve_color", "sepia"), ("style_weights", (0.0,))])
 def test_bad_options_are_config_errors(field, value):
     with pytest.raises(ConfigError, match=field):

@@ -23,7 +23,7 @@ import sys
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence, Union
+from typing import Optional, Sequence, Union
 
 import numpy as np
 import torch
@@ -724,13 +724,32 @@ def match_color(source: torch.Tensor, target: torch.Tensor, eps: float = 1e-5) -
     The linear colour transfer of Gatys et al. 2016 ("colour histogram matching"), using
     symmetric matrix square roots (the 'sym' variant, which keeps hues most faithfully).
     """
+    return match_color_stats(source, *color_stats([target]), eps=eps)
+
+
+def color_stats(pictures: list[torch.Tensor], weights: Optional[list[float]] = None
+                ) -> tuple[torch.Tensor, torch.Tensor]:
+    """The mean [3, 1] and covariance [3, 3] of the pixels' colours (float64); of several
+    pictures, those of their mixture, each picture counting by its weight (default equal)."""
+    weights = weights or [1 / len(pictures)] * len(pictures)
+    mean = torch.zeros(3, 1, dtype=torch.float64)
+    second = torch.zeros(3, 3, dtype=torch.float64)   # E[x xᵀ] of the mixture
+    for picture, weight in zip(pictures, weights):
+        pixels = picture[0].reshape(3, -1).double()
+        mean += weight * pixels.mean(1, keepdim=True)
+        second += weight * (pixels @ pixels.T) / pixels.shape[1]
+    return mean, second - mean @ mean.T
+
+
+def match_color_stats(source: torch.Tensor, mean: torch.Tensor, covariance: torch.Tensor,
+                      eps: float = 1e-5) -> torch.Tensor:
+    """Recolour `source` so its pixels' mean and covariance are ``mean`` and ``covariance``
+    (from :func:`color_stats`)."""
     src = source[0].reshape(3, -1).double()
-    tgt = target[0].reshape(3, -1).double()
-    mu_s, mu_t = src.mean(1, keepdim=True), tgt.mean(1, keepdim=True)
-    cov_s = torch.cov(src) + eps * torch.eye(3, dtype=src.dtype)
-    cov_t = torch.cov(tgt) + eps * torch.eye(3, dtype=src.dtype)
-    transform = _sqrtm(cov_t) @ torch.linalg.inv(_sqrtm(cov_s))
-    out = transform @ (src - mu_s) + mu_t
+    mu_s = src.mean(1, keepdim=True)
+    eye = eps * torch.eye(3, dtype=src.dtype)
+    transform = _sqrtm(covariance + eye) @ torch.linalg.inv(_sqrtm(torch.cov(src, correction=0) + eye))
+    out = transform @ (src - mu_s) + mean
     return out.reshape_as(source[0]).unsqueeze(0).float().clamp(0, 1)
 
 

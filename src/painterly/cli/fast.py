@@ -43,6 +43,9 @@ def add_parsers(sub) -> None:
     p.add_argument("--texture", type=float, default=DEFAULTS.texture,
                    help="noise where the photo is flat (skies, walls) for the painting's "
                    "strokes to grow from; 0 = none, up to 4 (%(default)s)")
+    p.add_argument("--palette", type=float, default=DEFAULTS.palette,
+                   help="move the result's colours this far towards the painting's (their "
+                   "mean and covariance); 0 = the network's own colours (%(default)s)")
     p.add_argument("--style-weights", type=floats, default=DEFAULTS.style_weights,
                    help="blend of several styles, e.g. 0.5,0.5")
     p.add_argument("--preserve-color", choices=("none", "luminance", "histogram"),
@@ -69,7 +72,7 @@ def add_parsers(sub) -> None:
 def config_from_args(args) -> FastConfig:
     return FastConfig(size=args.size, work_size=args.work_size, style_size=args.style_size,
                       strength=args.strength, whiten=args.whiten, texture=args.texture,
-                      style_weights=args.style_weights, preserve_color=args.preserve_color,
+                      palette=args.palette, style_weights=args.style_weights, preserve_color=args.preserve_color,
                       decoder=args.decoder, weights=args.weights, model=args.model,
                       device=args.device, precision=args.precision)
 

@@ -20,7 +20,8 @@ from torch import nn
 from ..device import pick_device, resolve_precision
 from ..errors import ConfigError, WeightsError, check_option
 from ..features import NetSpec, build_extractor
-from ..image import ImageLike, load_image, match_color, resize, transfer_luminance
+from ..image import (ImageLike, color_stats, load_image, match_color, match_color_stats, resize,
+                     transfer_luminance)
 from ..nets import get_net
 from ..nets.decoder import SKIP_LAYERS, SkipDecoder, fuse_upsampling
 from .models import ENCODER_LAYER, ENCODERS, features_name, load_decoder, load_slim_encoder
@@ -47,6 +48,8 @@ class FastConfig:
     texture: float = 2.0                 # noise where the photo is flat, for the painting's
                                          # strokes to grow from (skies, walls); 0 = none
     style_weights: tuple[float, ...] = ()  # blend of several styles; () = equal
+    palette: float = 0.7                 # the result's colours moved this far towards the
+                                         # painting's (their mean and covariance); 0 = none
     preserve_color: str = "none"         # none, luminance or histogram
     decoder: Optional[str] = None        # a decoder file; None = painterly's own
     weights: Optional[str] = None        # encoder weights: a slim encoder file (None =
@@ -64,6 +67,7 @@ class FastConfig:
         check_option(0.0 <= self.strength <= 1.0, "strength", self.strength, "a number in [0, 1]")
         check_option(0.0 <= self.whiten <= 1.0, "whiten", self.whiten, "a number in [0, 1]")
         check_option(0.0 <= self.texture <= 4.0, "texture", self.texture, "a number in [0, 4]")
+        check_option(0.0 <= self.palette <= 1.0, "palette", self.palette, "a number in [0, 1]")
         check_option(all(w >= 0 for w in self.style_weights) and
                      (not self.style_weights or sum(self.style_weights) > 0),
                      "style_weights", self.style_weights, "numbers ≥ 0, not all 0")
@@ -130,6 +134,8 @@ class FastStylizer:
         if cfg.preserve_color == "histogram":
             paintings = [match_color(p, work) for p in paintings]
         out = self.render(work.to(self.device), paintings, blend)
+        if cfg.palette and cfg.preserve_color == "none":
+            out = self.match_palette(out, paintings, blend)
         if work is not photo:
             # Departure from AdaIN, for speed: above work_size the encoder alone would cost
             # ~4× per doubling of the side (0.95 s at 1024 px on 2 cores), so the strokes are
@@ -139,6 +145,21 @@ class FastStylizer:
         if cfg.preserve_color == "luminance":
             out = transfer_luminance(out, photo.cpu())
         return out
+
+    def match_palette(self, out: torch.Tensor, paintings: list[torch.Tensor],
+                      blend: list[float]) -> torch.Tensor:
+        """The result's colours moved ``palette`` (times ``strength``) of the way to the
+        paintings': their pixels' mean and covariance matched (Gatys et al. 2016's linear
+        colour transfer, as ``preserve_color histogram`` uses it the other way round).
+
+        Departure from AdaIN: the decoder matches the painting's colours only through VGG's
+        features, and its pictures drift towards the photo's tints and a pale haze. Judged
+        blind on 24 held-out pairs (docs/fast_blind.md), three judges preferred the matched
+        pictures 36 times to 16 (20 draws), mostly for a palette and tonal range nearer the
+        painting's. 0.7 is the only amount that was judged; matching all the way was not tried.
+        """
+        matched = match_color_stats(out, *color_stats(paintings, blend))
+        return torch.lerp(out, matched, self.cfg.palette * self.cfg.strength)
 
     def render(self, photo: torch.Tensor, paintings: list[torch.Tensor],
                blend: list[float]) -> torch.Tensor:

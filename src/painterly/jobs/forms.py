@@ -45,6 +45,7 @@ _KIND_CHOICES = {  # the same field name with other choices in one kind
 _LITERAL_CHOICES = {"pooling": ("max", "avg")}
 # Hard bounds the configs enforce (inclusive), for number inputs and sliders.
 _BOUNDS = {"strength": (0.0, 1.0), "whiten": (0.0, 1.0), "texture": (0.0, 4.0),
+           "palette": (0.0, 1.0),
            "rotation": (0.0, 180.0),
            "size": (32, None), "min_size": (32, None), "guide_size": (32, None),
            "tile_size": (64, None), "octaves": (1, None), "steps": (0, None),

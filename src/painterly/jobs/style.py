@@ -91,8 +91,10 @@ class FastStart:
 
     def __init__(self, cfg: TransferConfig):
         from ..fast import FastConfig, FastStylizer
+        # palette 0: the optimisation sets the colours itself, and the quick preset's
+        # figures (README, docs/performance.md) were measured from the decoder's own colours.
         self.stylizer = FastStylizer(FastConfig(size=0, style_weights=cfg.style_weights,
-                                                device=cfg.device))
+                                                palette=0.0, device=cfg.device))
 
     def __call__(self, photo, paintings):
         return self.stylizer(photo, paintings)
