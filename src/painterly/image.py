@@ -748,7 +748,8 @@ def match_color_stats(source: torch.Tensor, mean: torch.Tensor, covariance: torc
     src = source[0].reshape(3, -1).double()
     mu_s = src.mean(1, keepdim=True)
     eye = eps * torch.eye(3, dtype=src.dtype)
-    transform = _sqrtm(covariance + eye) @ torch.linalg.inv(_sqrtm(torch.cov(src, correction=0) + eye))
+    own = torch.cov(src, correction=0)
+    transform = _sqrtm(covariance + eye) @ torch.linalg.inv(_sqrtm(own + eye))
     out = transform @ (src - mu_s) + mean
     return out.reshape_as(source[0]).unsqueeze(0).float().clamp(0, 1)
 

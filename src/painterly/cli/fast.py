@@ -72,7 +72,8 @@ def add_parsers(sub) -> None:
 def config_from_args(args) -> FastConfig:
     return FastConfig(size=args.size, work_size=args.work_size, style_size=args.style_size,
                       strength=args.strength, whiten=args.whiten, texture=args.texture,
-                      palette=args.palette, style_weights=args.style_weights, preserve_color=args.preserve_color,
+                      palette=args.palette, style_weights=args.style_weights,
+                      preserve_color=args.preserve_color,
                       decoder=args.decoder, weights=args.weights, model=args.model,
                       device=args.device, precision=args.precision)
 
