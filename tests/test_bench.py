@@ -57,15 +57,21 @@ def test_compare_decoders_scores_each_decoder(corpora, tiny_decoder, monkeypatch
     assert len(layers) == 5 and style == pytest.approx(sum(layers) / 5, abs=1e-3) and content > 0
 
 
-def test_heldout_benchmark_shows_each_pair_beside_the_peer(tmp_path, monkeypatch, capsys):
-    heldout = _load("heldout_fast", monkeypatch)
+def _corpora(tmp_path, count: int) -> dict:
+    """Folders of ``count`` small photos and paintings, as the corpora's stand-ins."""
     folders = {}
     for name in ("photos", "paintings"):
         folders[name] = tmp_path / name
         folders[name].mkdir()
-        for k in range(3):
+        for k in range(count):
             I.save_image(picture(40, 48, seed=k + (9 if name == "paintings" else 0)),
                          folders[name] / f"{k}.png")
+    return folders
+
+
+def test_heldout_benchmark_shows_each_pair_beside_the_peer(tmp_path, monkeypatch, capsys):
+    heldout = _load("heldout_fast", monkeypatch)
+    folders = _corpora(tmp_path, 3)
     assert heldout.main(["--out", str(tmp_path / "out"), "--pairs", "2", "--size", "64",
                          "--photos", str(folders["photos"]), "--paintings",
                          str(folders["paintings"]), "--variants", "texture=0",
@@ -79,13 +85,7 @@ def test_heldout_benchmark_shows_each_pair_beside_the_peer(tmp_path, monkeypatch
 def test_blind_judging_hides_the_sides_and_tallies_against_the_key(tmp_path, monkeypatch,
                                                                  capsys):
     blind = _load("blind_fast", monkeypatch)
-    folders = {}
-    for name in ("photos", "paintings"):
-        folders[name] = tmp_path / name
-        folders[name].mkdir()
-        for k in range(4):
-            I.save_image(picture(40, 48, seed=k + (9 if name == "paintings" else 0)),
-                         folders[name] / f"{k}.png")
+    folders = _corpora(tmp_path, 4)
     out = tmp_path / "blind"
     assert blind.main(["make", "--out", str(out), "--pairs", "2", "--offsets", "0/0,1/1",
                        "--size", "64", "--cell", "64", "--a", "", "--b", "texture=0",
