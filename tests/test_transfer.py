@@ -127,6 +127,75 @@ def test_invalid_configs_name_the_parameter(bad):
     assert next(iter(bad)) in str(err.value)
 
 
+def _quartic():
+    """A smooth, non-quadratic loss over 50 values, and its closure for an optimiser."""
+    gen = torch.Generator().manual_seed(0)
+    a = torch.randn(50, 50, generator=gen)
+    a = a @ a.T / 50 + 0.1 * torch.eye(50)
+    b = torch.randn(50, generator=gen)
+
+    def closure_for(x, opt):
+        def closure():
+            opt.zero_grad()
+            loss = 0.5 * x @ a @ x - b @ x + 0.1 * (x ** 4).sum()
+            loss.backward()
+            return loss
+        return closure
+    return closure_for
+
+
+def _torch_lbfgs(x):
+    return torch.optim.LBFGS([x], lr=1.0, max_iter=1, history_size=20, tolerance_grad=0.0,
+                             tolerance_change=0.0)
+
+
+def test_own_lbfgs_takes_torchs_steps_after_the_first():
+    from painterly.optim import LBFGS
+    closure_for = _quartic()
+    mine, theirs = torch.zeros(50, requires_grad=True), torch.zeros(50, requires_grad=True)
+    own, reference = LBFGS(mine), _torch_lbfgs(theirs)
+    own._first_step = lambda g: min(1.0, 1.0 / float(g.abs().sum()))  # torch's first step
+    for _ in range(30):  # past the 20 pairs of history, so old pairs are dropped too
+        own.step(closure_for(mine, own))
+        reference.step(closure_for(theirs, reference))
+        assert torch.equal(mine, theirs)
+    assert float(closure_for(mine, own)()) < -22  # and it did minimise
+
+
+def test_own_lbfgs_resumes_from_torchs_saved_state():
+    """A checkpoint written by earlier versions holds torch's optimiser state."""
+    import copy
+
+    from painterly.optim import LBFGS
+    closure_for = _quartic()
+    theirs = torch.zeros(50, requires_grad=True)
+    reference = _torch_lbfgs(theirs)
+    for _ in range(5):
+        reference.step(closure_for(theirs, reference))
+    mine = theirs.detach().clone().requires_grad_(True)
+    own = LBFGS(mine)
+    own.load_state_dict(copy.deepcopy(reference.state_dict()))
+    for _ in range(5):
+        own.step(closure_for(mine, own))
+        reference.step(closure_for(theirs, reference))
+    assert torch.equal(mine, theirs)
+
+
+def test_optimising_a_picture_does_not_import_torchs_compiler():
+    import subprocess
+    import sys
+    code = ("import sys, torch\n"
+            "from painterly.optim import optimize\n"
+            "from painterly.progress import Tracker\n"
+            "loss_fn = lambda x: (((x - 0.5) ** 2).sum(), {})\n"
+            "optimize(torch.zeros(1, 3, 8, 8), loss_fn, 3, Tracker('t', 3), 's')\n"
+            "print('torch._dynamo' in sys.modules)\n")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "False"
+
+
 def test_lbfgs_first_step_moves_the_pixels_by_first_step_rms_then_lbfgs_takes_over():
     from painterly.optim import FIRST_STEP_RMS, optimize
     from painterly.progress import Tracker

@@ -371,7 +371,8 @@ def check_checkpoint(checkpoint: dict, cfg: TransferConfig, fingerprint: dict,
 # Calibrated against the peak RSS of `painterly style` runs with VGG16 on CPU (see
 # tests/test_reliability_jobs.py and the numbers in docs): the process itself with torch
 # imported, then per weight byte, then per byte of the activations kept for the backward pass.
-_BASE_BYTES = 330 * 2**20
+_BASE_BYTES = 250 * 2**20
+_COMPILER_BYTES = 70 * 2**20  # torch's compiler, which its Adam imports (painterly's L-BFGS not)
 _WEIGHT_FACTOR = 2.5
 _ACTIVATION_FACTOR = 1.3
 _PICTURE_BYTES = 150  # per pixel: the picture, its gradient, targets, resampling temporaries
@@ -386,7 +387,7 @@ def estimate_peak_bytes(cfg: TransferConfig, h: int, w: int,
                         device: Optional[torch.device] = None, input_pixels: int = 0) -> int:
     """Estimated peak resident memory of a style transfer whose output is ``h``×``w``, in bytes.
 
-    process (torch) + the network's weights × 2.5 (file, net, casts) + per output pixel:
+    process (torch, and for Adam torch's compiler) + the network's weights × 2.5 (file, net, casts) + per output pixel:
     1.3 × the activations kept for the backward pass (every conv and ReLU up to the deepest
     layer used; bf16 halves them but adds fp32 copies of the loss layers) + the optimiser's
     state: L-BFGS 12·(2·history + 4) bytes (history = min(20, iterations of the last scale)),
@@ -409,8 +410,9 @@ def estimate_peak_bytes(cfg: TransferConfig, h: int, w: int,
         opt_bytes = 12 * (2 * min(LBFGS_HISTORY, max(last_iterations - 1, 0)) + 4)
     else:
         opt_bytes = 12 * 5
+    base = _BASE_BYTES + (_COMPILER_BYTES if cfg.optimizer == "adam" else 0)
     pixels = h * w
-    return int(_BASE_BYTES + _WEIGHT_FACTOR * 4 * weight_count + 12 * input_pixels
+    return int(base + _WEIGHT_FACTOR * 4 * weight_count + 12 * input_pixels
                + pixels * (_ACTIVATION_FACTOR * act_bytes + opt_bytes + _PICTURE_BYTES))
 
 

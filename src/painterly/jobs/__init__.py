@@ -48,13 +48,11 @@ def check_job(job: Job) -> Path:
 
 
 def warm_up() -> None:
-    """Load now what the first job would load: the algorithms' modules and the optimiser's
-    imports (a front end that stays up calls this once at start-up)."""
+    """Load now what the first job would load: the algorithms' modules and the default
+    network's weights (a front end that stays up calls this once at start-up)."""
     from ..features import preload
-    from ..optim import warm_up as warm_up_optimiser
     for kind in KINDS:
         config_class(kind)
-    warm_up_optimiser()
     try:
         preload()           # the default VGG16's weights, if they are here
     except PainterlyError:  # damaged or unreadable: the first job that needs them says so
