@@ -27,6 +27,8 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config):
 def _isolated_env(monkeypatch, tmp_path):
     """No test sees the developer's cache or weights folder unless it asks for them."""
     monkeypatch.setenv("PAINTERLY_CACHE", str(tmp_path / "cache"))
+    # beside tmp_path, not in it: tests that list their folder see only their own files
+    monkeypatch.setenv("PAINTERLY_STATS_CACHE", str(tmp_path.with_name(tmp_path.name + "-stats")))
     monkeypatch.setenv("PAINTERLY_OFFLINE", "1")
     monkeypatch.delenv("PAINTERLY_WEIGHTS_DIR", raising=False)
     torch.manual_seed(0)

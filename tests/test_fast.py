@@ -504,3 +504,97 @@ def test_skips_that_do_not_fit_the_encoder_are_left_out(tiny_decoder):
     out = FastStylizer(_tiny(tiny_decoder, size=0), decoder=skip)(photo, style)
     assert torch.allclose(out, FastStylizer(_tiny(tiny_decoder, size=0), decoder=plain)(
         photo, style), atol=1e-5)
+
+
+# ------------------------------------------------------------------ style statistics on disk
+
+def _counting(stylizer):
+    """The stylizer, with the number of pictures its encoder has encoded."""
+    calls = []
+    encode = stylizer.encode
+    stylizer.encode = lambda picture: calls.append(picture.shape) or encode(picture)
+    return stylizer, calls
+
+
+def _entries(monkeypatch, tmp_path):
+    folder = tmp_path / "stats"
+    monkeypatch.setenv("PAINTERLY_STATS_CACHE", str(folder))
+    return folder
+
+
+def test_a_painting_seen_before_is_not_encoded_again_and_paints_the_same(
+        tiny_decoder, monkeypatch, tmp_path):
+    folder = _entries(monkeypatch, tmp_path)
+    photo, style = picture(48, 64), stripes(40, 56)
+    first, calls = _counting(_stylizer(tiny_decoder, size=0))
+    out = first(photo, style)
+    assert len(calls) == 2 and len(list(folder.glob("*.safetensors"))) == 1  # photo, painting
+    again, calls = _counting(_stylizer(tiny_decoder, size=0))  # a new process's stylizer
+    assert torch.equal(again(photo, style), out)
+    assert len(calls) == 1  # the photo only
+    other, calls = _counting(_stylizer(tiny_decoder, size=0))
+    other(photo, stripes(40, 56).flip(-1))  # another painting misses
+    assert len(calls) == 2 and len(list(folder.glob("*.safetensors"))) == 2
+
+
+def test_other_encoder_weights_or_layers_miss_the_stored_statistics(tiny_decoder, monkeypatch,
+                                                                    tmp_path):
+    _entries(monkeypatch, tmp_path)
+    photo, style = picture(48, 64), stripes(40, 56)
+    _stylizer(tiny_decoder, size=0)(photo, style)
+    changed, calls = _counting(_stylizer(tiny_decoder, size=0))
+    with torch.no_grad():
+        next(changed.encoder.parameters()).add_(0.01)
+    changed(photo, style)
+    assert len(calls) == 2
+    skips, calls = _counting(_stylizer(tiny_decoder, size=0))
+    skips.skips = ("relu1_1",)  # what a skip decoder reads: a different key
+    assert skips._stored_key(style) != changed._stored_key(style)
+
+
+@pytest.mark.parametrize("damage", ["garbage", "truncated", "other tensors"])
+def test_a_damaged_entry_is_computed_and_written_again(tiny_decoder, monkeypatch, tmp_path,
+                                                       damage):
+    from painterly import weights
+    folder = _entries(monkeypatch, tmp_path)
+    photo, style = picture(48, 64), stripes(40, 56)
+    out = _stylizer(tiny_decoder, size=0)(photo, style)
+    (entry,) = folder.glob("*.safetensors")
+    if damage == "garbage":
+        entry.write_bytes(b"not a safetensors file")
+    elif damage == "truncated":
+        entry.write_bytes(entry.read_bytes()[:-100])
+    else:
+        weights.write_tensors(entry, {"mean": torch.zeros(3)})
+    again, calls = _counting(_stylizer(tiny_decoder, size=0))
+    assert torch.equal(again(photo, style), out) and len(calls) == 2
+    third, calls = _counting(_stylizer(tiny_decoder, size=0))
+    assert torch.equal(third(photo, style), out) and len(calls) == 1  # written again, whole
+
+
+@pytest.mark.parametrize("setting", ["off", "0", ""])
+def test_the_cache_can_be_turned_off(tiny_decoder, monkeypatch, tmp_path, setting):
+    monkeypatch.setenv("PAINTERLY_STATS_CACHE", setting)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    _stylizer(tiny_decoder, size=0)(picture(48, 64), stripes(40, 56))
+    assert not any(tmp_path.rglob("*.safetensors"))
+
+
+def test_the_cache_keeps_the_newest_entries_and_survives_an_unwritable_folder(
+        tiny_decoder, monkeypatch, tmp_path):
+    import os
+
+    from painterly import cache
+    folder = _entries(monkeypatch, tmp_path)
+    monkeypatch.setattr(cache, "MAX_ENTRIES", 3)
+    for k in range(5):
+        cache.store(f"k{k}", {"x": torch.full((2,), float(k))})
+        os.utime(folder / f"k{k}.safetensors", (k + 1, k + 1))
+    assert sorted(p.stem for p in folder.glob("*.safetensors")) == ["k2", "k3", "k4"]
+    assert cache.load("k1") is None and torch.equal(cache.load("k4")["x"], torch.full((2,), 4.0))
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder")
+    monkeypatch.setenv("PAINTERLY_STATS_CACHE", str(blocker / "stats"))
+    out = _stylizer(tiny_decoder, size=0)(picture(48, 64), stripes(40, 56))  # paints anyway
+    assert out.shape == (1, 3, 48, 64)

@@ -655,6 +655,19 @@ def write_model(path: Path, state: dict[str, torch.Tensor], metadata: dict[str, 
     atomic_write(Path(path), lambda f: f.write(data))
 
 
+def read_tensors(path: Path) -> dict[str, torch.Tensor]:
+    """The tensors of a safetensors file painterly wrote (``write_tensors``), header checked
+    first; WeightsError if it is damaged or unreadable."""
+    return _read_tensors(Path(path))
+
+
+def write_tensors(path: Path, tensors: dict[str, torch.Tensor]) -> None:
+    """Tensors as they are (no cast) to a safetensors file, atomically."""
+    from safetensors.torch import save
+    data = save({k: v.detach().cpu().contiguous() for k, v in tensors.items()})
+    atomic_write(Path(path), lambda f: f.write(data))
+
+
 def read_checkpoint(path: str | os.PathLike, device: torch.device | str = "cpu"):
     """A checkpoint painterly wrote (tensors and plain values only: ``weights_only=True``,
     never retried without it). Errors are torch's own; callers say what the file was for."""

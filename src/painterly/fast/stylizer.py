@@ -17,6 +17,7 @@ from typing import Optional, Sequence
 import torch
 from torch import nn
 
+from .. import cache
 from ..device import pick_device, resolve_precision
 from ..errors import ConfigError, WeightsError, check_option
 from ..features import NetSpec, build_extractor
@@ -104,6 +105,7 @@ class FastStylizer:
             self.device, memory_format=torch.channels_last)
         _relus_in_place(self.encoder)
         self._style_cache: dict[tuple, tuple[StyleStats, list]] = {}
+        self._encoder_digest: Optional[str] = None
 
     def _build_encoder(self, config: FastConfig, layers: tuple[str, ...]):
         """The encoder giving ``layers``, and whose relu4_1 it gives (None: the tiny test
@@ -209,13 +211,28 @@ class FastStylizer:
         key = (painting.shape, painting.flatten()[:: max(1, painting.numel() // 4096)].sum().item(),
                painting.sum().item())
         if key not in self._style_cache:
-            h, w = painting.shape[-2:]
-            features = self.encode(painting)
-            stats = (style_statistics(_inside(features[ENCODER_LAYER], h, w, 8)),
-                     [feature_stats(_inside(features[layer], h, w, STRIDES[layer]))
-                      for layer in self.skips])
+            stored = self._stored_key(painting)
+            stats = _unpack_stats(cache.load(stored), len(self.skips), self.device)
+            if stats is None:
+                stats = self._encode_stats(painting)
+                cache.store(stored, _pack_stats(*stats))
             self._style_cache = {key: stats, **dict(list(self._style_cache.items())[-7:])}
         return self._style_cache[key]
+
+    def _encode_stats(self, painting: torch.Tensor) -> tuple[StyleStats, list]:
+        h, w = painting.shape[-2:]
+        features = self.encode(painting)
+        return (style_statistics(_inside(features[ENCODER_LAYER], h, w, 8)),
+                [feature_stats(_inside(features[layer], h, w, STRIDES[layer]))
+                 for layer in self.skips])
+
+    def _stored_key(self, painting: torch.Tensor) -> str:
+        """The disk cache's key: the painting's pixels, the encoder's weights (digested once),
+        the layers and the precision: what the statistics depend on."""
+        if self._encoder_digest is None:
+            self._encoder_digest = cache.digest(*self.encoder.state_dict().values())
+        return cache.digest("fast-style-stats", self._encoder_digest, ENCODER_LAYER,
+                            self.skips, self.precision, self.device.type, painting)
 
     def _decode(self, features: torch.Tensor, skips: list[torch.Tensor]) -> torch.Tensor:
         with self.encoder.autocast():
@@ -224,6 +241,26 @@ class FastStylizer:
                 return self.decoder(features)
             return self.decoder(features, [s.contiguous(memory_format=torch.channels_last)
                                            for s in skips])
+
+
+def _pack_stats(stats: StyleStats, skips: list) -> dict[str, torch.Tensor]:
+    """A painting's statistics as named tensors, for the disk cache."""
+    tensors = {name: t for name, t in stats._asdict().items() if t is not None}
+    for k, (mean, std) in enumerate(skips):
+        tensors[f"skip{k}.mean"], tensors[f"skip{k}.std"] = mean, std
+    return tensors
+
+
+def _unpack_stats(tensors: Optional[dict[str, torch.Tensor]], n_skips: int,
+                  device: torch.device) -> Optional[tuple[StyleStats, list]]:
+    """_pack_stats undone; None for anything else (an entry of another layout)."""
+    names = ["mean", "std", "values", "vectors"] + [f"skip{k}.{s}" for k in range(n_skips)
+                                                    for s in ("mean", "std")]
+    if tensors is None or sorted(tensors) != sorted(names):
+        return None
+    tensors = {name: t.to(device) for name, t in tensors.items()}
+    skips = [(tensors[f"skip{k}.mean"], tensors[f"skip{k}.std"]) for k in range(n_skips)]
+    return StyleStats(*(tensors[name] for name in names[:4])), skips
 
 
 def _relus_in_place(net: nn.Module) -> nn.Module:
