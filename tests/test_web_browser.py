@@ -142,3 +142,26 @@ def test_upload_paint_watch_interrupt_and_download(server, browser, tmp_path):
         data = response.read()
     assert data.startswith(b"\x89PNG") and b"painterly-record" in data
     assert not browser.find_element(By.ID, "message").text.startswith("HTTP")
+
+
+def test_every_form_starts_at_the_library_defaults(server, browser):
+    """Each kind's fields, as drawn, hold the defaults /forms gives (sliders once started at
+    1 for 0.5 and 0.7: a range input rounds a value set before its step)."""
+    wait = WebDriverWait(browser, 60, poll_frequency=0.1,
+                         ignored_exceptions=(StaleElementReferenceException,))
+    browser.get(server)
+    wait.until(lambda b: b.find_elements(By.ID, "setting-size"))
+    forms = browser.execute_async_script(
+        "const done = arguments[arguments.length - 1];"
+        "fetch('/forms', {headers: {'X-Painterly-Token': TOKEN}}).then(r => r.json()).then(done);")
+    checked = 0
+    for kind, spec in forms["kinds"].items():
+        browser.find_element(By.ID, f"tab-{kind}").click()
+        for s in spec["settings"]:
+            fields = browser.find_elements(By.ID, f"setting-{s['name']}")
+            if not fields or s["type"] not in ("int", "float") or s["default"] is None:
+                continue
+            value = browser.execute_script("return arguments[0].value", fields[0])
+            assert float(value) == pytest.approx(s["default"]), (kind, s["name"], value)
+            checked += 1
+    assert checked >= 10  # fast's palette and whiten among them

@@ -85,9 +85,12 @@ function control(s) {
     input.checked = !!s.default;
   } else if (s.type === "int" || s.type === "float") {
     const slider = s.minimum !== null && s.maximum !== null && s.type === "float";
-    input = el("input", { id, name: s.name, type: slider ? "range" : "number", value,
+    // The value goes last: a range input set before its min, max and step clamps and rounds
+    // it to the defaults (0 to 100, step 1), which turned 0.7 into 1.
+    input = el("input", { id, name: s.name, type: slider ? "range" : "number",
       min: s.minimum, max: s.maximum, step: s.type === "int" ? 1 : (slider ? 0.05 : "any"),
       placeholder: s.optional ? "default" : null });
+    input.setAttribute("value", value);
     if (slider) {
       const shown = el("output", { for: id }, String(value));
       input.addEventListener("input", () => { shown.textContent = input.value; });
