@@ -29,13 +29,38 @@ def test_the_whole_parser_still_has_every_command():
 
 def test_the_command_imports_torch_with_the_collector_paused_then_freezes_it():
     # `import painterly` must not import torch: the entry point pauses the collector first.
-    code = ("import gc, sys; import painterly; assert 'torch' not in sys.modules; "
+    # The command ends with os._exit, after the exit handlers: one of them reports here.
+    code = ("import atexit, gc, sys; import painterly; assert 'torch' not in sys.modules; "
             "from painterly import launch; sys.argv = ['painterly', 'styles']\n"
-            "try:\n    launch.entry()\nexcept SystemExit as exc:\n    code = exc.code\n"
-            "print(code, gc.isenabled(), gc.get_freeze_count() > 10000, 'torch' in sys.modules)")
+            "atexit.register(lambda: print(gc.isenabled(), gc.get_freeze_count() > 10000, "
+            "'torch' in sys.modules))\n"
+            "launch.entry()\n"
+            "print('not reached: the command exits')")
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert run.returncode == 0, run.stderr
+    assert run.stdout.splitlines()[-1].split() == ["True", "True", "True"]  # after the styles
+
+
+def test_the_command_exits_with_its_status_and_its_output_flushed(tmp_path):
+    # A non-zero status, stderr written, and an exit handler that writes a file: all there
+    # although the interpreter is not torn down.
+    marker = tmp_path / "handler-ran"
+    code = ("import atexit, pathlib, sys; from painterly import launch\n"
+            f"atexit.register(lambda: pathlib.Path({str(marker)!r}).write_text('yes'))\n"
+            "sys.argv = ['painterly', 'fast', 'missing.jpg', '--style', 'starry-night']\n"
+            "launch.entry()")
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert run.returncode == 3 and run.stderr.startswith("painterly: error: no such file")
+    assert marker.read_text() == "yes"
+
+
+def test_a_program_calling_the_cli_keeps_its_process():
+    # painterly.cli.entry (what a host program may call) raises SystemExit as before.
+    code = ("import sys; from painterly.cli import entry; sys.argv = ['painterly', 'styles']\n"
+            "try:\n    entry()\nexcept SystemExit as exc:\n    print('still here', exc.code)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                         check=True).stdout.splitlines()[-1]   # after the list of styles
-    assert out.split() == ["0", "True", "True", "True"]
+                         check=True).stdout.splitlines()[-1]
+    assert out == "still here 0"
 
 
 def test_python_m_painterly_is_the_command():
