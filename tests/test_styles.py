@@ -92,13 +92,31 @@ def test_the_sheet_has_one_labelled_tile_per_style(photo, tmp_path):
     painted = [t[..., strip:, :] for t in tiles]
     for i in range(1, 6):
         assert all((painted[i] - painted[j]).abs().mean() > 0.02 for j in range(i))
-    with pytest.raises(ConfigError):  # a sheet takes no paintings
-        cli_job = fast_sheet.check(_job(photo, tmp_path), tmp_path / "x.png")
+    with pytest.raises(ConfigError, match="each painting on its own"):  # nothing to blend
+        fast_sheet.check(_job(photo, tmp_path, FastConfig(style_weights=(1.0, 2.0))),
+                         tmp_path / "x.png")
 
 
-def _job(photo, tmp_path):
+def _job(photo, tmp_path, config=FastConfig()):
     from painterly.jobs import Job
-    return Job("fast-sheet", (str(photo), str(photo)), FastConfig(), str(tmp_path / "x.png"))
+    return Job("fast-sheet", (str(photo), str(photo)), config, str(tmp_path / "x.png"))
+
+
+def test_a_sheet_of_the_paintings_given(photo, tmp_path):
+    painting = tmp_path / "my painting.png"
+    I.save_image(picture(50, 50, seed=5), painting)
+    out = tmp_path / "sheet.png"
+    assert cli.main(["fast", str(photo), str(painting), "--style", "scream", "--sheet",
+                     "-o", str(out), "-q"]) == 0
+    record = json.loads(I.png_text(out.read_bytes())["painterly-record"])
+    assert record["styles"] == [str(painting), str(styles.path("scream"))]
+    strip = fast_sheet.CAPTION_SIZE + 6
+    sheet = I.load_image(out)
+    assert sheet.shape[-2:] == (60 + strip, 3 * 80 + 2 * 4)  # photo and two tiles, one row
+    tiles = [sheet[..., strip:, c * 84: c * 84 + 80] for c in range(3)]
+    assert (tiles[1] - tiles[2]).abs().mean() > 0.02  # each painting on its own
+    assert fast_sheet._label(str(painting), True) == "my painting.png"
+    assert fast_sheet._label(str(styles.path("scream")), True) == styles.label("scream")
 
 
 def test_sheet_tiles_are_at_the_work_size():

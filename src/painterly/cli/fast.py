@@ -19,8 +19,9 @@ def add_parsers(sub) -> None:
                    "a video)")
     add_style_flags(p)
     p.add_argument("--sheet", action="store_true",
-                   help="a contact sheet: the photo painted in every built-in style, one "
-                   "labelled tile each (at the work size), default <content>_styles.png")
+                   help="a contact sheet: the photo painted in every built-in style (or in "
+                   "each painting given, on its own), one labelled tile each (at the work "
+                   "size), default <content>_styles.png")
     p.add_argument("-o", "--output", help="output picture, a folder when CONTENT is a "
                    "folder, a video (.mp4/.mov/.mkv) when it is a video; default "
                    "<content>_<style>_fast.png (.mp4)")
