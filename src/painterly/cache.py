@@ -38,7 +38,10 @@ def folder() -> Optional[Path]:
     if value is not None:
         value = value.strip()
         return None if value.lower() in ("", "0", "off", "no", "false") else Path(value).expanduser()
-    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    try:
+        base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    except RuntimeError:  # no home folder to be found: no cache
+        return None
     return Path(base) / "painterly" / "style-stats"
 
 
