@@ -552,20 +552,30 @@ def test_other_encoder_weights_or_layers_miss_the_stored_statistics(tiny_decoder
     assert skips._stored_key(style) != changed._stored_key(style)
 
 
-@pytest.mark.parametrize("damage", ["garbage", "truncated", "other tensors"])
+@pytest.mark.parametrize("damage", ["garbage", "truncated", "other tensors", "zeroed numbers",
+                                    "other shapes", "not statistics"])
 def test_a_damaged_entry_is_computed_and_written_again(tiny_decoder, monkeypatch, tmp_path,
                                                        damage):
-    from painterly import weights
+    from painterly import cache, weights
     folder = _entries(monkeypatch, tmp_path)
     photo, style = picture(48, 64), stripes(40, 56)
     out = _stylizer(tiny_decoder, size=0)(photo, style)
     (entry,) = folder.glob("*.safetensors")
+    stored = cache.load(entry.stem)
     if damage == "garbage":
         entry.write_bytes(b"not a safetensors file")
     elif damage == "truncated":
         entry.write_bytes(entry.read_bytes()[:-100])
-    else:
+    elif damage == "other tensors":
         weights.write_tensors(entry, {"mean": torch.zeros(3)})
+    elif damage == "zeroed numbers":  # the header intact, the numbers after it zeroed
+        data = entry.read_bytes()
+        header = 8 + int.from_bytes(data[:8], "little")
+        entry.write_bytes(data[:header] + bytes(len(data) - header))
+    elif damage == "other shapes":  # a sound entry, checksum and all, of another net
+        cache.store(entry.stem, {name: t[:, :2] for name, t in stored.items()})
+    else:  # sound and the right shapes, but no statistics: eigenvalues must be > 0
+        cache.store(entry.stem, {**stored, "values": -stored["values"]})
     again, calls = _counting(_stylizer(tiny_decoder, size=0))
     assert torch.equal(again(photo, style), out) and len(calls) == 2
     third, calls = _counting(_stylizer(tiny_decoder, size=0))

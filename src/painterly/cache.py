@@ -6,7 +6,8 @@ An entry is a safetensors file named by a digest of everything that made it: the
 pixels, the network's weights, the layers and the precision. So a changed picture, network or
 setting simply misses, and nothing is ever invalidated by hand. The newest MAX_ENTRIES are
 kept. A damaged or unreadable entry counts as a miss and is written again; a folder that
-cannot be written costs the time it saves, nothing else.
+cannot be written costs the time it saves, nothing else. Each entry carries a checksum of its
+tensors, so one damaged on disk is not used either.
 
 ``PAINTERLY_STATS_CACHE``: the folder (default ``$XDG_CACHE_HOME/painterly/style-stats``,
 else ``~/.cache/painterly/style-stats``); ``off`` (or ``0``, or empty) turns it off.
@@ -29,7 +30,8 @@ log = logging.getLogger(__name__)
 
 ENV = "PAINTERLY_STATS_CACHE"
 MAX_ENTRIES = 32     # ~1 MB each (a 512 × 512 covariance's eigenvectors): ~35 MB at most
-FORMAT = "1"         # part of every key: a new layout of entries never reads an old one
+FORMAT = "2"         # part of every key: a new layout of entries never reads an old one
+CHECK = "sha256"     # the entry's own checksum, stored beside its tensors
 
 
 def folder() -> Optional[Path]:
@@ -67,11 +69,21 @@ def load(key: str) -> Optional[dict[str, torch.Tensor]]:
         return None
     try:
         tensors = weights.read_tensors(path)
+        check = tensors.pop(CHECK, None)
+        if check is None or bytes(check.tolist()) != _checksum(tensors):
+            raise PainterlyError(f"{path} does not hold what was written", "")
         os.utime(path)  # most recently used: kept longest
     except (PainterlyError, OSError) as exc:
         log.debug("style statistics cache: %s unreadable (%s), computing again", path, exc)
         return None
     return tensors
+
+
+def _checksum(tensors: dict[str, torch.Tensor]) -> bytes:
+    """sha256 of the entry's names and tensors: a file that parses but whose numbers were
+    damaged on disk (zeroed, overwritten) is not used."""
+    names = sorted(tensors)
+    return bytes.fromhex(digest(*names, *(tensors[n] for n in names)))
 
 
 def store(key: str, tensors: dict[str, torch.Tensor]) -> None:
@@ -81,7 +93,8 @@ def store(key: str, tensors: dict[str, torch.Tensor]) -> None:
         return
     try:
         base.mkdir(parents=True, exist_ok=True)
-        weights.write_tensors(base / f"{key}.safetensors", tensors)
+        check = torch.tensor(list(_checksum(tensors)), dtype=torch.uint8)
+        weights.write_tensors(base / f"{key}.safetensors", {**tensors, CHECK: check})
         entries = sorted(base.glob("*.safetensors"), key=_mtime, reverse=True)
     except (PainterlyError, OSError) as exc:
         log.debug("style statistics cache: cannot write in %s (%s)", base, exc)

@@ -212,7 +212,7 @@ class FastStylizer:
                painting.sum().item())
         if key not in self._style_cache:
             stored = self._stored_key(painting)
-            stats = _unpack_stats(cache.load(stored), len(self.skips), self.device)
+            stats = _unpack_stats(cache.load(stored), self._stats_channels(), self.device)
             if stats is None:
                 stats = self._encode_stats(painting)
                 cache.store(stored, _pack_stats(*stats))
@@ -225,6 +225,10 @@ class FastStylizer:
         return (style_statistics(_inside(features[ENCODER_LAYER], h, w, 8)),
                 [feature_stats(_inside(features[layer], h, w, STRIDES[layer]))
                  for layer in self.skips])
+
+    def _stats_channels(self) -> list[int]:
+        """Channels of relu4_1, then of each skip layer: what a stored entry must hold."""
+        return [self.encoder.out_channels(layer) for layer in (ENCODER_LAYER, *self.skips)]
 
     def _stored_key(self, painting: torch.Tensor) -> str:
         """The disk cache's key: the painting's pixels, the encoder's weights (digested once),
@@ -251,16 +255,22 @@ def _pack_stats(stats: StyleStats, skips: list) -> dict[str, torch.Tensor]:
     return tensors
 
 
-def _unpack_stats(tensors: Optional[dict[str, torch.Tensor]], n_skips: int,
+def _unpack_stats(tensors: Optional[dict[str, torch.Tensor]], channels: list[int],
                   device: torch.device) -> Optional[tuple[StyleStats, list]]:
-    """_pack_stats undone; None for anything else (an entry of another layout)."""
-    names = ["mean", "std", "values", "vectors"] + [f"skip{k}.{s}" for k in range(n_skips)
-                                                    for s in ("mean", "std")]
-    if tensors is None or sorted(tensors) != sorted(names):
+    """_pack_stats undone, for an encoder whose relu4_1 and skip layers have ``channels``;
+    None for anything else (another layout, other shapes, numbers that can't be statistics)."""
+    c, skip_channels = channels[0], channels[1:]
+    shapes = {"mean": (1, c, 1, 1), "std": (1, c, 1, 1), "values": (1, c), "vectors": (1, c, c)}
+    for k, ck in enumerate(skip_channels):
+        shapes[f"skip{k}.mean"] = shapes[f"skip{k}.std"] = (1, ck, 1, 1)
+    if tensors is None or {n: tuple(t.shape) for n, t in tensors.items()} != shapes:
+        return None
+    if not all(t.isfinite().all() for t in tensors.values()) or (tensors["values"] <= 0).any():
         return None
     tensors = {name: t.to(device) for name, t in tensors.items()}
-    skips = [(tensors[f"skip{k}.mean"], tensors[f"skip{k}.std"]) for k in range(n_skips)]
-    return StyleStats(*(tensors[name] for name in names[:4])), skips
+    skips = [(tensors[f"skip{k}.mean"], tensors[f"skip{k}.std"])
+             for k in range(len(skip_channels))]
+    return StyleStats(*(tensors[name] for name in ("mean", "std", "values", "vectors"))), skips
 
 
 def _relus_in_place(net: nn.Module) -> nn.Module:
