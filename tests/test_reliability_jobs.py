@@ -237,11 +237,27 @@ def test_job04_resume_gives_the_same_picture_as_an_uninterrupted_run(pictures, t
     stopped = _driven("style", photo, art, "-o", out, *FAST, "-q", signals="6:SIGINT")
     assert stopped.returncode == 130, stopped.stderr
     assert torch.load(tmp_path / "out.ckpt", weights_only=True)["scale"] == 1
+    assert (tmp_path / "out-unfinished.png").exists()
     resumed = _cli("style", photo, art, "-o", out, *FAST, "-q", "--resume",
                    tmp_path / "out.ckpt")
     assert resumed.returncode == 0, resumed.stderr
     assert np.array_equal(_decodes(out), _decodes(tmp_path / "ref.png"))
+    # finished: the interruption's checkpoint and picture so far are obsolete, and gone
+    assert not (tmp_path / "out.ckpt").exists()
+    assert not (tmp_path / "out-unfinished.png").exists()
     _no_debris(tmp_path)
+
+
+def test_job04_a_checkpoint_kept_elsewhere_stays_after_the_resumed_run(pictures, tmp_path):
+    photo, art = pictures
+    out = tmp_path / "out.png"
+    stopped = _driven("style", photo, art, "-o", out, *FAST, "-q", signals="6:SIGINT")
+    assert stopped.returncode == 130, stopped.stderr
+    kept = tmp_path / "kept.ckpt"
+    (tmp_path / "out.ckpt").rename(kept)
+    resumed = _cli("style", photo, art, "-o", out, *FAST, "-q", "--resume", kept)
+    assert resumed.returncode == 0, resumed.stderr
+    assert kept.exists() and (tmp_path / "out-unfinished.png").exists()
 
 
 @pytest.mark.parametrize("optimizer,stop_after", [("lbfgs", 2), ("lbfgs", 5), ("lbfgs", 7),

@@ -5,6 +5,7 @@ from pathlib import Path
 
 from .. import image as I
 from ..errors import Cancelled, ConfigError, DivergedError
+from ..files import remove_quietly
 from ..transfer import (INITS, Stylist, TransferConfig, save_checkpoint, starts_from_fast,
                         stylize)
 from . import batch, clip, provenance
@@ -82,7 +83,20 @@ def _paint(job: Job, output: Path, options: RunOptions) -> Outcome:
     rec = provenance.record("style", {"content": content, "styles": style_files}, output, cfg,
                             watcher.seconds, watcher.losses, stages=watcher.stages)
     I.save_image(picture, output, metadata=provenance.png_text(rec), overwrite=job.overwrite)
+    if job.resume is not None:
+        _drop_what_the_interruption_left(job.resume, output)
     return Outcome(output, rec)
+
+
+def _drop_what_the_interruption_left(resumed_from: str, output: Path) -> None:
+    """A resumed run that finished makes the interrupted run's checkpoint and picture so far
+    obsolete: they are removed when they are this output's own (``OUT.ckpt`` and
+    ``OUT-unfinished.png``, as the interruption wrote them); a checkpoint kept elsewhere
+    stays."""
+    checkpoint = checkpoint_path(output)
+    if Path(resumed_from).resolve() == checkpoint.resolve():
+        remove_quietly(checkpoint)
+        remove_quietly(rescue_path(output))
 
 
 class FastStart:
