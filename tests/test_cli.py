@@ -149,3 +149,11 @@ def test_content_from_stdin(pictures, tmp_path):
                             capture_output=True, timeout=300)
     assert result.returncode == 0, result.stderr
     assert out.exists()
+
+
+def test_the_resume_command_replaces_an_earlier_resume_and_quotes_paths():
+    from painterly.cli.common import resume_command
+    argv = ["style", "my photo.jpg", "--style", "scream", "--resume", "old.ckpt", "-o", "o.png",
+            "--resume=older.ckpt"]
+    assert resume_command(argv, "o.ckpt") == ("painterly style 'my photo.jpg' --style scream "
+                                              "-o o.png --resume o.ckpt")

@@ -14,6 +14,7 @@ import os
 import pickle
 import re
 import resource
+import shlex
 import signal
 import subprocess
 import sys
@@ -238,8 +239,11 @@ def test_job04_resume_gives_the_same_picture_as_an_uninterrupted_run(pictures, t
     assert stopped.returncode == 130, stopped.stderr
     assert torch.load(tmp_path / "out.ckpt", weights_only=True)["scale"] == 1
     assert (tmp_path / "out-unfinished.png").exists()
-    resumed = _cli("style", photo, art, "-o", out, *FAST, "-q", "--resume",
-                   tmp_path / "out.ckpt")
+    # the message ends with the command to run, which is what a person would paste
+    command = _error_line(stopped.stderr).split("the command: ", 1)[1]
+    words = shlex.split(command)
+    assert words[0] == "painterly" and words[-2:] == ["--resume", str(tmp_path / "out.ckpt")]
+    resumed = _cli(*words[1:])
     assert resumed.returncode == 0, resumed.stderr
     assert np.array_equal(_decodes(out), _decodes(tmp_path / "ref.png"))
     # finished: the interruption's checkpoint and picture so far are obsolete, and gone

@@ -98,11 +98,12 @@ class Cancelled(PainterlyError):
     exit_code = 130
 
     def __init__(self, message: str = "cancelled", hint: str = "", partial=None, state=None,
-                 checkpoint=None):
+                 checkpoint=None, saved_checkpoint=None):
         super().__init__(message, hint)
         self.partial = partial
         self.state = state
         self.checkpoint = checkpoint
+        self.saved_checkpoint = saved_checkpoint  # the file it was written to, once it is
 
 
 def check_option(ok: bool, name: str, value, valid: str) -> None:

@@ -6,6 +6,7 @@ import argparse
 import json
 import logging
 import os
+import shlex
 import signal
 import sys
 import threading
@@ -219,10 +220,26 @@ def run_in_terminal(args, job, **options):
                                               engine=engine_from_args(args), **options))
         except Cancelled as exc:
             with_signal(exc, cancel)  # exit 130 (Ctrl-C) or 143 (SIGTERM), said in the message
+            if exc.saved_checkpoint is not None:
+                exc.hint += f"; the command: {resume_command(sys.argv[1:], exc.saved_checkpoint)}"
             raise
     finish(args, outcome.record, outcome.output)
     outcome.raise_for_failures()  # a folder: exit 3 once the other pictures are written
     return outcome
+
+
+def resume_command(argv: list[str], checkpoint) -> str:
+    """The command that continues from ``checkpoint``: this one's words (less any
+    ``--resume`` they had) and ``--resume CHECKPOINT``, quoted for a POSIX shell."""
+    words, skip = [], False
+    for word in argv:
+        if skip:
+            skip = False
+        elif word == "--resume":
+            skip = True
+        elif not word.startswith("--resume="):
+            words.append(word)
+    return shlex.join(["painterly", *words, "--resume", str(checkpoint)])
 
 
 def finish(args, record: dict, output: Path) -> None:

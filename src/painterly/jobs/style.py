@@ -117,14 +117,14 @@ class FastStart:
 def interrupted(exc: Cancelled, output: Path) -> Cancelled:
     """Save the picture so far and the checkpoint; the error says how to resume."""
     saved = save_rescued(exc, output)
-    message, hint = "cancelled at iteration", exc.hint
+    message, hint, ckpt = "cancelled at iteration", exc.hint, None
     if exc.checkpoint is not None:
         ckpt = save_checkpoint(exc.checkpoint, checkpoint_path(output))
         message += f" {exc.checkpoint['step']}/{exc.checkpoint['total']}"
         hint = f"resume with `resume` {ckpt} (and the same pictures and settings)"
     else:
         message = f"cancelled ({exc.message})"
-    return Cancelled(f"{message}; picture so far saved to {saved}", hint)
+    return Cancelled(f"{message}; picture so far saved to {saved}", hint, saved_checkpoint=ckpt)
 
 
 def save_rescued(exc, output: Path) -> Path:
