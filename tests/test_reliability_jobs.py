@@ -206,13 +206,19 @@ def test_job01_loss_jump_of_1000x_warns_once_and_carries_on(pictures, tmp_path):
 # ------------------------------------------------------------------ JOB-02 / JOB-04 resume
 
 
+def _stopped_style_run(photo, art, out, step: int):
+    """`painterly style` with the FAST settings, stopped by SIGINT after ``step``: exit 130."""
+    stopped = _driven("style", photo, art, "-o", out, *FAST, "-q", signals=f"{step}:SIGINT")
+    assert stopped.returncode == 130, stopped.stderr
+    return stopped
+
+
 def test_job02_sigint_saves_checkpoint_and_says_how_to_resume(pictures, tmp_path):
     # The picture so far goes to OUT-unfinished.png, not OUT (painterly's design, so that an
     # interrupted --overwrite run never replaces a finished picture: OUT-02).
     photo, art = pictures
     out = tmp_path / "out.png"
-    result = _driven("style", photo, art, "-o", out, *FAST, "-q", signals="2:SIGINT")
-    assert result.returncode == 130, result.stderr
+    result = _stopped_style_run(photo, art, out, 2)
     ckpt = tmp_path / "out.ckpt"
     line = _error_line(result.stderr)
     assert "interrupted at iteration 2/10" in line
@@ -234,9 +240,7 @@ def test_job04_resume_gives_the_same_picture_as_an_uninterrupted_run(pictures, t
     reference = _cli("style", photo, art, "-o", tmp_path / "ref.png", *FAST, "-q")
     assert reference.returncode == 0, reference.stderr
     out = tmp_path / "out.png"
-    # stop after step 6 = the first iteration of the second scale
-    stopped = _driven("style", photo, art, "-o", out, *FAST, "-q", signals="6:SIGINT")
-    assert stopped.returncode == 130, stopped.stderr
+    stopped = _stopped_style_run(photo, art, out, 6)  # the second scale's first iteration
     assert torch.load(tmp_path / "out.ckpt", weights_only=True)["scale"] == 1
     assert (tmp_path / "out-unfinished.png").exists()
     # the message ends with the command to run, which is what a person would paste
@@ -255,8 +259,7 @@ def test_job04_resume_gives_the_same_picture_as_an_uninterrupted_run(pictures, t
 def test_job04_a_checkpoint_kept_elsewhere_stays_after_the_resumed_run(pictures, tmp_path):
     photo, art = pictures
     out = tmp_path / "out.png"
-    stopped = _driven("style", photo, art, "-o", out, *FAST, "-q", signals="6:SIGINT")
-    assert stopped.returncode == 130, stopped.stderr
+    _stopped_style_run(photo, art, out, 6)
     kept = tmp_path / "kept.ckpt"
     (tmp_path / "out.ckpt").rename(kept)
     resumed = _cli("style", photo, art, "-o", out, *FAST, "-q", "--resume", kept)
