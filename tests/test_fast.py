@@ -16,7 +16,8 @@ from painterly.fast.ops import (adain, feature_stats, mirror_pad, one_thread, se
                                 style_statistics, target_features, wct, whitening)
 from painterly.fast.stylizer import _inside
 from painterly.fast.train import DECODER, gram_term
-from painterly.nets.decoder import (SkipDecoder, SubpixelConv, build_decoder, fuse_upsampling,
+from painterly.nets.decoder import (EdgeReflect, SkipDecoder, SubpixelConv, build_decoder,
+                                    fuse_upsampling,
                                     start_from)
 from painterly.weights import PACKAGED
 
@@ -97,12 +98,27 @@ def test_subpixel_conv_equals_upsample_pad_conv(size):
         assert torch.allclose(fused(x), plain(x), atol=1e-5)
 
 
+@pytest.mark.parametrize("shape", [(1, 5, 2, 2), (2, 6, 3, 7), (1, 4, 9, 4), (3, 8, 5)])
+@pytest.mark.parametrize("channels_last", [False, True])
+def test_edge_reflect_is_reflection_padding(shape, channels_last):
+    x = torch.randn(*shape)
+    if channels_last and x.dim() == 4:
+        x = x.contiguous(memory_format=torch.channels_last)
+    padded = EdgeReflect()(x)
+    assert torch.equal(padded, nn.functional.pad(x, (1, 1, 1, 1), mode="reflect"))
+    if x.dim() == 4:  # in the input's memory format: the next conv reads it as it is
+        assert padded.is_contiguous(memory_format=torch.channels_last) == channels_last
+    with pytest.raises(RuntimeError):  # too small to reflect: torch's own error
+        EdgeReflect()(torch.randn(1, 2, 1, 4))
+
+
 def test_fused_decoder_gives_the_same_picture():
     torch.manual_seed(2)
     decoder = build_decoder(32, scale=1 / 8).eval()
     fused = fuse_upsampling(decoder)
     assert sum(isinstance(m, SubpixelConv) for m in fused) == 3
-    assert not any(isinstance(m, nn.Upsample) for m in fused)
+    assert not any(isinstance(m, (nn.Upsample, nn.ReflectionPad2d)) for m in fused)
+    assert sum(isinstance(m, EdgeReflect) for m in fused) == 4  # 7 convs, 3 after upsampling
     x = torch.rand(1, 32, 6, 5) * 100
     with torch.no_grad():
         assert torch.allclose(fused(x), decoder(x), atol=1e-4)

@@ -1,6 +1,12 @@
 """A one-off `painterly fast` imports only what it paints with (issue #18: whole-process time)."""
+import inspect
+import platform
 import subprocess
 import sys
+
+import pytest
+
+from painterly import launch
 
 from painterly.cli import build_parser
 
@@ -68,3 +74,37 @@ def test_python_m_painterly_is_the_command():
                           "--style", "starry-night", "-o", "out.png"],
                          capture_output=True, text=True)
     assert run.returncode == 3 and run.stderr.startswith("painterly: error: no such file")
+
+
+GLIBC = sys.platform.startswith("linux") and "glibc" in " ".join(platform.libc_ver())
+
+
+@pytest.mark.skipif(not GLIBC, reason="malloc's settings are glibc's")
+def test_the_command_keeps_freed_memory_for_the_next_map():
+    # After reuse_freed_memory (what the command does first), a 96 MiB map comes from
+    # malloc's heap, not a fresh mapping, and once freed stays in the heap for the next
+    # (mallinfo2: hblkhd is mapped bytes, fordblks the heap's free bytes). By default, and
+    # in a program that only imports painterly and paints, glibc maps such a block and
+    # unmaps it when it is freed.
+    assert "reuse_freed_memory()" in inspect.getsource(launch.entry)
+    code = ("import ctypes, sys, torch; from painterly import launch\n"
+            "class Info(ctypes.Structure):\n"
+            "    _fields_ = [(n, ctypes.c_size_t) for n in ('arena ordblks smblks hblks hblkhd '\n"
+            "                'usmblks fsmblks uordblks fordblks keepcost').split()]\n"
+            "info = ctypes.CDLL(None).mallinfo2; info.restype = Info\n"
+            "if sys.argv[1] == 'command': assert launch.reuse_freed_memory()\n"
+            "if sys.argv[1] == 'library':\n"
+            "    import painterly.cli, painterly.fast; from painterly.nets.decoder import build_decoder\n"
+            "    painterly.fast.FastStylizer(painterly.fast.FastConfig(model='tiny', size=0),\n"
+            "        decoder=build_decoder(32, scale=1 / 16, input_scale=1.0))(\n"
+            "        torch.rand(1, 3, 80, 64), torch.rand(1, 3, 64, 64))\n"
+            "x = torch.ones(24 << 20); mapped = info().hblkhd; del x\n"
+            "print(mapped >> 20, info().fordblks >> 20)")
+    for how in ("command", "default", "library"):
+        run = subprocess.run([sys.executable, "-c", code, how], capture_output=True, text=True)
+        assert run.returncode == 0, run.stderr
+        mapped, kept = map(int, run.stdout.split())
+        if how == "command":
+            assert mapped < 96 and kept >= 96, (how, mapped, kept)
+        else:
+            assert mapped >= 96 and kept < 96, (how, mapped, kept)

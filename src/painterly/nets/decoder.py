@@ -84,8 +84,30 @@ class SubpixelConv(nn.Module):
         return out
 
 
+class EdgeReflect(nn.Module):
+    """``nn.ReflectionPad2d(1)`` for inference, as five copies into a map of the input's
+    memory format: the same numbers, but torch's reflection_pad2d is slow on channels-last
+    maps (48 ms against 8 ms for 32 × 832 × 1088 on 2 cores), the decoder's format."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h, w = x.shape[-2:]
+        if h < 2 or w < 2:  # torch's own says what is wrong
+            return nn.functional.pad(x, (1, 1, 1, 1), mode="reflect")
+        channels_last = x.dim() == 4 and x.is_contiguous(memory_format=torch.channels_last)
+        out = torch.empty((*x.shape[:-2], h + 2, w + 2), dtype=x.dtype, device=x.device,
+                          memory_format=torch.channels_last if channels_last
+                          else torch.contiguous_format)
+        out[..., 1:-1, 1:-1] = x
+        out[..., 0, 1:-1] = x[..., 1, :]
+        out[..., -1, 1:-1] = x[..., -2, :]
+        out[..., 0] = out[..., 2]
+        out[..., -1] = out[..., -3]
+        return out
+
+
 def fuse_upsampling(decoder: nn.Module) -> nn.Module:
-    """The decoder with each (Upsample, ReflectionPad2d(1), 3×3 Conv2d) run as a SubpixelConv."""
+    """The decoder with each (Upsample, ReflectionPad2d(1), 3×3 Conv2d) run as a SubpixelConv,
+    and its other one-pixel reflection pads as EdgeReflect."""
     if isinstance(decoder, SkipDecoder):
         return decoder.fused()
     if not isinstance(decoder, nn.Sequential):
@@ -99,6 +121,9 @@ def fuse_upsampling(decoder: nn.Module) -> nn.Module:
                 and isinstance(window[2], nn.Conv2d) and window[2].kernel_size == (3, 3)):
             layers.append(SubpixelConv(window[2]))
             i += 3
+        elif isinstance(modules[i], nn.ReflectionPad2d) and modules[i].padding == (1,) * 4:
+            layers.append(EdgeReflect())
+            i += 1
         else:
             layers.append(modules[i])
             i += 1
