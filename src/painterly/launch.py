@@ -50,16 +50,16 @@ def reuse_freed_memory() -> bool:
 
     By default glibc maps every block over 32 MiB (a feature map: relu1_1 of a 512 px
     picture is 50 MiB) fresh from the system and unmaps it when freed, so each new map's
-    pages are faulted in and zeroed again: here a copy of a 116 MB map took 52 ms that way against
-    8 ms in reused memory, and an allocating op costs as much as the work it does. With no
-    maps (M_MMAP_MAX 0) and freed memory kept up to 1 GiB at the heap's top, the maps of one
-    picture reuse the pages of the last, and a layer's those of a layer before it. Painting a
-    1024 × 768 photo at full size (`fast --work-size 0`) took 2.9 s instead of 3.9 s a
-    picture in one process, as in a folder run, and 5.2 s instead of 5.8 s as a whole
-    command (medians, both versions interleaved; docs/fast.md). The cost: memory freed stays
-    with the process, up to its peak, until it ends (the peak itself grew by under 2 %). The
-    memory check counts kept memory as the process's own (resident), so it refuses nothing
-    for it.
+    pages are faulted in and zeroed again: here a copy of a 116 MB map took 52 ms that way
+    against 8 ms in reused memory, and an allocating op costs as much as the work it does.
+    With no maps (M_MMAP_MAX 0) and freed memory kept up to 1 GiB at the heap's top, the maps
+    of one picture reuse the pages of the last, and a layer's those of a layer before it.
+    Painting a 1024 × 768 photo at full size (`fast --work-size 0`) took 2.9 s instead of
+    3.9 s a picture in one process, as in a folder run, and 5.2 s instead of 5.8 s as a
+    whole command (medians, both versions interleaved; docs/fast.md). The cost: memory freed
+    stays with the process, up to its peak, until it ends (the peak itself grew by under
+    2 %). The memory check counts kept memory as the process's own (resident), so it
+    refuses nothing for it.
     """
     if not sys.platform.startswith("linux"):
         return False
