@@ -49,7 +49,7 @@ def reuse_freed_memory() -> bool:
     False where there is no glibc (its settings are then the system's own).
 
     By default glibc maps every block over 32 MiB (a feature map: relu1_1 of a 512 px
-    picture is 50 MiB) fresh from the system and unmaps it when freed, so each new map's
+    picture is about 50 MB) fresh from the system and unmaps it when freed, so each new map's
     pages are faulted in and zeroed again: here a copy of a 116 MB map took 52 ms that way
     against 8 ms in reused memory, and an allocating op costs as much as the work it does.
     With no maps (M_MMAP_MAX 0) and freed memory kept up to 1 GiB at the heap's top, the maps
