@@ -24,7 +24,7 @@ import torch
 import painterly
 from painterly import image as I
 from painterly.features import STYLE_LAYERS, NetSpec, build_extractor
-from painterly.launch import reuse_freed_memory
+from painterly.memory import reuse_freed_memory
 from painterly.losses import gram_matrix
 from painterly.nets import get_net, layer_index
 from painterly.quality import distances, reference_extractor

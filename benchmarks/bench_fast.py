@@ -26,7 +26,7 @@ import torch
 
 from painterly import image as I
 from painterly.fast import FastConfig, FastStylizer
-from painterly.launch import reuse_freed_memory
+from painterly.memory import reuse_freed_memory
 from painterly.nets.decoder import build_decoder
 from painterly.quality import CAVEATS, MEASURES, measures, reference_extractor
 
@@ -203,7 +203,7 @@ def main(argv=None) -> int:
                         help="with --process: also time another version's src folder")
     args = parser.parse_args(argv)
     # In process as in the painterly command (a folder run), which keeps freed memory for
-    # the next picture's maps (painterly.launch.reuse_freed_memory).
+    # the next picture's maps (painterly.memory.reuse_freed_memory).
     reuse_freed_memory()
     # One-off times mean the painting is encoded: painterly's statistics cache stays off
     # (the whole-process table also has a run with it warm).

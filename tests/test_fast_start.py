@@ -85,27 +85,32 @@ def test_the_command_keeps_freed_memory_for_the_next_map():
     # malloc's heap, not a fresh mapping, and once freed stays in the heap for the next
     # (mallinfo2: hblkhd is mapped bytes, fordblks the heap's free bytes). By default, and
     # in a program that only imports painterly and paints, glibc maps such a block and
-    # unmaps it when it is freed.
+    # unmaps it when it is freed. release_freed_memory (the web app's, when its queue
+    # empties) gives the kept memory back.
     assert "reuse_freed_memory()" in inspect.getsource(launch.entry)
-    code = ("import ctypes, sys, torch; from painterly import launch\n"
+    code = ("import ctypes, sys, torch; from painterly import memory\n"
             "class Info(ctypes.Structure):\n"
             "    _fields_ = [(n, ctypes.c_size_t) for n in ('arena ordblks smblks hblks hblkhd '\n"
             "                'usmblks fsmblks uordblks fordblks keepcost').split()]\n"
             "info = ctypes.CDLL(None).mallinfo2; info.restype = Info\n"
-            "if sys.argv[1] == 'command': assert launch.reuse_freed_memory()\n"
+            "if sys.argv[1] in ('command', 'released'): assert memory.reuse_freed_memory()\n"
             "if sys.argv[1] == 'library':\n"
             "    import painterly.cli, painterly.fast\n"
             "    from painterly.nets.decoder import build_decoder\n"
             "    painterly.fast.FastStylizer(painterly.fast.FastConfig(model='tiny', size=0),\n"
             "        decoder=build_decoder(32, scale=1 / 16, input_scale=1.0))(\n"
             "        torch.rand(1, 3, 80, 64), torch.rand(1, 3, 64, 64))\n"
-            "x = torch.ones(24 << 20); mapped = info().hblkhd; del x\n"
-            "print(mapped >> 20, info().fordblks >> 20)")
-    for how in ("command", "default", "library"):
+            "rss = lambda: memory.available_bytes()[1] >> 20\n"
+            "x = torch.ones(24 << 20); mapped, held = info().hblkhd, rss(); del x\n"
+            "if sys.argv[1] == 'released': assert memory.release_freed_memory()\n"
+            "print(mapped >> 20, info().fordblks >> 20, held - rss())")
+    for how in ("command", "default", "library", "released"):
         run = subprocess.run([sys.executable, "-c", code, how], capture_output=True, text=True)
         assert run.returncode == 0, run.stderr
-        mapped, kept = map(int, run.stdout.split())
+        mapped, kept, returned = map(int, run.stdout.split())  # MiB; returned: RSS drop
         if how == "command":
-            assert mapped < 96 and kept >= 96, (how, mapped, kept)
+            assert mapped < 96 and kept >= 96 and returned < 16, (how, mapped, kept, returned)
+        elif how == "released":  # trimmed off the heap's top, or its pages handed back inside
+            assert mapped < 96 and returned >= 80, (how, mapped, returned)
         else:
-            assert mapped >= 96 and kept < 96, (how, mapped, kept)
+            assert mapped >= 96 and kept < 96 and returned >= 80, (how, mapped, kept, returned)

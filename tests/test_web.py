@@ -10,6 +10,7 @@ import io
 import json
 import subprocess
 import sys
+import threading
 import time
 
 import numpy as np
@@ -224,6 +225,35 @@ def test_a_job_that_fails_says_why_in_the_queue_and_leaves_nothing(client, monke
     failed = wait(client, job["id"])
     assert (failed["status"], failed["error"]) == ("failed", shown)
     assert client.get("/history").json()["pictures"] == []
+
+
+def test_memory_goes_back_to_the_system_when_the_queue_empties(client, monkeypatch):
+    # The command keeps freed memory for reuse; the server gives it back once no job waits,
+    # and only then (not between two queued jobs).
+    import painterly.jobs.dream
+    import painterly.web.worker
+    started, released = threading.Event(), []
+    gate = threading.Event()
+    real = painterly.jobs.dream.run
+
+    def held(*args, **kwargs):
+        started.set()
+        assert gate.wait(30)
+        return real(*args, **kwargs)
+    monkeypatch.setattr(painterly.jobs.dream, "run", held)
+    monkeypatch.setattr(painterly.web.worker.memory, "release_freed_memory",
+                        lambda: released.append(time.monotonic()) or True)
+    photo = upload(client, png(1))
+    first = submit(client, "dream", [photo], {"model": "tiny", "size": 64, "octaves": 1})
+    assert started.wait(30)
+    second = submit(client, "dream", [photo], {"model": "tiny", "size": 64, "octaves": 1})
+    gate.set()
+    assert wait(client, first["id"])["status"] == "done"
+    assert wait(client, second["id"])["status"] == "done"
+    deadline = time.monotonic() + 10
+    while not released and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert len(released) == 1  # after the second job, the queue empty; not after the first
 
 
 def test_cli_refuses_a_port_it_cannot_use():

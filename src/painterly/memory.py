@@ -1,7 +1,9 @@
-"""Will the work fit? The memory this process may still take, and a check made before any work."""
+"""Will the work fit? The memory this process may still take, and a check made before any
+work; and malloc told to keep freed memory for reuse, or to give it back."""
 from __future__ import annotations
 
 import os
+import sys
 from typing import Callable
 
 from .errors import ImageTooLargeError
@@ -11,6 +13,9 @@ try:
 except ImportError:  # not on Windows
     resource = None
 
+# glibc's mallopt parameters (malloc.h)
+M_TRIM_THRESHOLD, M_MMAP_MAX = -1, -4
+KEEP_FREED = 1 << 30   # return the heap's free top to the system only above 1 GiB
 
 
 def available_bytes() -> tuple[int, int]:
@@ -77,3 +82,47 @@ def check_memory(estimate: Callable[[int], int], size: int, min_size: int = 32,
         hint = f"use `{setting}` ≤ {lo}"
     raise ImageTooLargeError(f"estimated peak memory {need / 2**30:.1f} GiB > available "
                              f"{limit / 2**30:.1f} GiB", hint)
+
+
+def reuse_freed_memory() -> bool:
+    """Make glibc's malloc serve large blocks from its heap and keep freed ones for reuse;
+    False where there is no glibc (its settings are then the system's own). Only the
+    painterly command calls it (painterly.launch), never ``import painterly``.
+
+    By default glibc maps every block over 32 MiB (a feature map: relu1_1 of a 512 px
+    picture is about 50 MB) fresh from the system and unmaps it when freed, so each new map's
+    pages are faulted in and zeroed again: here a copy of a 116 MB map took 52 ms that way
+    against 8 ms in reused memory, and an allocating op costs as much as the work it does.
+    With no maps (M_MMAP_MAX 0) and freed memory kept up to 1 GiB at the heap's top, the maps
+    of one picture reuse the pages of the last, and a layer's those of a layer before it.
+    Painting a 1024 × 768 photo at full size (`fast --work-size 0`) took 2.9 s instead of
+    3.9 s a picture in one process, as in a folder run, and 5.2 s instead of 5.8 s as a
+    whole command (medians, both versions interleaved; docs/fast.md). The cost: memory freed
+    stays with the process, up to its peak, until it ends or calls release_freed_memory (the
+    web app does when its queue empties); the peak itself grew by under 2 %. The memory
+    check counts kept memory as the process's own (resident), so it refuses nothing for it.
+    """
+    libc = _glibc()
+    return bool(libc) and bool(libc.mallopt(M_MMAP_MAX, 0)) and \
+        bool(libc.mallopt(M_TRIM_THRESHOLD, KEEP_FREED))
+
+
+def release_freed_memory() -> bool:
+    """Give what malloc keeps back to the system (glibc's ``malloc_trim``), free pages inside
+    the heap too: for a process that stays up between jobs, such as the web app when its
+    queue empties. True when something was given back."""
+    libc = _glibc()
+    return bool(libc) and bool(libc.malloc_trim(0))
+
+
+def _glibc():
+    """The process's C library when it is glibc (it has mallopt and malloc_trim), else None."""
+    if not sys.platform.startswith("linux"):
+        return None
+    import ctypes
+    try:
+        libc = ctypes.CDLL(None)  # the process's own C library
+    except OSError:
+        return None
+    # looked up by name: a C library without them (musl, say) is left alone
+    return libc if hasattr(libc, "mallopt") and hasattr(libc, "malloc_trim") else None

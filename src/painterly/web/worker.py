@@ -17,6 +17,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any, Callable, Optional
 
 from .. import image as I
+from .. import memory
 from ..errors import Cancelled, PainterlyError, render_settings
 from ..files import remove_quietly
 from ..jobs import Job, RunOptions, forms, run_job, warm_up
@@ -192,7 +193,12 @@ class Worker:
                 with self.lock:
                     self.current = None
                     self._finish(task)
+                    idle = not self.queue
                 self._changed()
+            if idle:
+                # The command keeps freed memory for the next job's maps
+                # (memory.reuse_freed_memory); with no job waiting, it goes back to the system.
+                memory.release_freed_memory()
 
     def _run(self, task: Task) -> None:
         """Run the job; its status changes only once what stays of it is in place."""
